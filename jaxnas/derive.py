@@ -1,0 +1,50 @@
+"""Derivation rules: pure functions from architecture parameters (logits) to discrete choices.
+
+The rules work on numpy copies of the logits: deriving is done once per epoch, outside jitted code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits, axis: int = -1) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def argmax_per_edge(logits) -> list[int]:
+    """The NB201 rule: index of the strongest op of every edge (ties go to the first op)."""
+    return [int(i) for i in np.argmax(np.asarray(logits), axis=-1)]
+
+
+def darts_top_k(
+    logits, primitives: tuple[str, ...], steps: int = 4, k: int = 2, exclude: tuple[str, ...] = ("none",)
+) -> list[tuple[str, int]]:
+    """The DARTS rule for one cell.
+
+    ``logits`` has one row per edge, edges grouped by node (node m+2 has m+2 incoming edges, from inputs 0..m+1).
+    For each node, every incoming edge is scored by its strongest op outside ``exclude`` (softmax weight), the
+    ``k`` best edges are kept, and each gets that op. Returns ``steps * k`` (op, input) pairs.
+    """
+    weights = softmax(logits)
+    n_edges = sum(2 + m for m in range(steps))
+    if weights.shape != (n_edges, len(primitives)):
+        raise ValueError(f"DARTS cell logits must have shape ({n_edges}, {len(primitives)}), got {weights.shape}")
+    allowed = np.array([p not in exclude for p in primitives])
+    if not allowed.any():
+        raise ValueError("every primitive is excluded; nothing to derive")
+    masked = np.where(allowed, weights, -np.inf)
+    genes, start = [], 0
+    for m in range(steps):
+        n_in = m + 2
+        block = masked[start : start + n_in]
+        strength = block.max(axis=1)
+        # stable sort: on ties the lower input index wins, so the result is deterministic
+        chosen = sorted(np.argsort(-strength, kind="stable")[:k].tolist())
+        for j in chosen:
+            genes.append((primitives[int(np.argmax(block[j]))], int(j)))
+        start += n_in
+    return genes

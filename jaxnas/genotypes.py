@@ -1,0 +1,94 @@
+"""Genotypes: the discrete architectures a search derives, as frozen dataclasses with a JSON round-trip.
+
+* :class:`NB201Genotype`: one op per edge of the 4-node NAS-Bench-201 cell, in the order of the canonical string
+  ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2).
+* :class:`DartsGenotype`: the DARTS CNN genotype. ``normal``/``reduce`` hold ``(op, input)`` pairs, two per
+  intermediate node (entries 2m and 2m+1 feed node m+2; inputs 0 and 1 are the two previous cells' outputs);
+  ``*_concat`` lists the nodes whose outputs the cell concatenates.
+
+Published genotypes (DARTS_V1, DARTS_V2, PC_DARTS_cifar) are loaded from ``resources/dartsfamily.json``, a copy of
+the reference file with its sources stated in its ``_about`` entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class NB201Genotype:
+    ops: tuple[str, ...]
+
+    space = "nb201"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"space": "nb201", "ops": list(self.ops)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DartsGenotype:
+    normal: tuple[tuple[str, int], ...]
+    normal_concat: tuple[int, ...]
+    reduce: tuple[tuple[str, int], ...]
+    reduce_concat: tuple[int, ...]
+
+    space = "darts"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "space": "darts",
+            "normal": [[op, i] for op, i in self.normal],
+            "normal_concat": list(self.normal_concat),
+            "reduce": [[op, i] for op, i in self.reduce],
+            "reduce_concat": list(self.reduce_concat),
+        }
+
+
+Genotype = NB201Genotype | DartsGenotype
+
+
+def genotype_to_json(genotype: Genotype) -> str:
+    return json.dumps(genotype.to_json())
+
+
+def genotype_from_json(text: str | dict) -> Genotype:
+    """Inverse of :func:`genotype_to_json`; the JSON names its space. The space validates the genotype."""
+    from jaxnas.spaces import get_space
+
+    data = json.loads(text) if isinstance(text, str) else dict(text)
+    if not isinstance(data, dict) or "space" not in data:
+        raise ValueError('a genotype JSON object must have a "space" key naming its search space')
+    return get_space(data["space"]).from_json(data)
+
+
+@lru_cache(maxsize=1)
+def reference_data() -> dict[str, Any]:
+    """The published reference file (genotypes, primitive lists, figures)."""
+    return json.loads(resources.files("jaxnas.resources").joinpath("dartsfamily.json").read_text())
+
+
+def _cells(entries) -> tuple[tuple[str, int], ...]:
+    return tuple((e["op"], int(e["input"])) for e in entries)
+
+
+@lru_cache(maxsize=None)
+def published_cnn() -> dict[str, DartsGenotype]:
+    out = {}
+    for name, g in reference_data()["cnn"].items():
+        out[name] = DartsGenotype(
+            _cells(g["normal"]), tuple(g["normal_concat"]), _cells(g["reduce"]), tuple(g["reduce_concat"])
+        )
+    return out
+
+
+def get_cnn_genotype(name: str) -> DartsGenotype:
+    """A published DARTS-space genotype by name (DARTS_V1, DARTS_V2, PC_DARTS_cifar; also PC_DARTS)."""
+    table = published_cnn()
+    alias = {"DARTS": "DARTS_V2", "PC_DARTS": "PC_DARTS_cifar"}.get(name, name)
+    if alias not in table:
+        raise ValueError(f"unknown published genotype {name!r}; known: {', '.join(sorted(table))}")
+    return table[alias]

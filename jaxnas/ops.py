@@ -1,0 +1,371 @@
+"""Primitive operations as flax linen modules (NHWC) and the op registry.
+
+Every op is built by ``OPS[name](C, stride, affine)`` and called as ``op(x, train)``.
+
+How a convolution or a pooling window is computed is chosen here, in one place, per backend:
+
+* ``"xla"``: ``lax.conv_general_dilated`` / ``lax.reduce_window``. The right choice on GPU and TPU (cuDNN etc.).
+* ``"shift"``: the window is unrolled into k*k shifted slices of the padded input; a dense convolution becomes one
+  matrix product over the concatenated slices (im2col), a depthwise one a sum of k*k multiply-adds, a pooling
+  window a max/sum of k*k slices. XLA:CPU computes the gradients of these several times faster than those of its
+  own convolution (see ``bench/conv_impl.py`` and the README).
+
+``default_impl()`` picks ``"shift"`` on CPU and ``"xla"`` elsewhere; the environment variable ``JAXNAS_CONV_IMPL``
+or :func:`set_default_impl` overrides it. Both implementations compute the same function (tests/test_ops.py).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+IMPLS = ("xla", "shift")
+_impl_override: str | None = None
+
+
+def set_default_impl(impl: str | None) -> None:
+    """Force the conv/pool implementation for modules built afterwards (``None`` = choose by backend)."""
+    global _impl_override
+    if impl is not None and impl not in IMPLS:
+        raise ValueError(f"unknown conv implementation {impl!r}; allowed: {', '.join(IMPLS)}")
+    _impl_override = impl
+
+
+def default_impl() -> str:
+    """The implementation used when a module is given ``impl=None``."""
+    impl = _impl_override or os.environ.get("JAXNAS_CONV_IMPL")
+    if impl:
+        if impl not in IMPLS:
+            raise ValueError(f"JAXNAS_CONV_IMPL={impl!r} is not one of {', '.join(IMPLS)}")
+        return impl
+    return "shift" if jax.default_backend() == "cpu" else "xla"
+
+
+def _resolve(impl: str | None) -> str:
+    impl = impl or default_impl()
+    if impl not in IMPLS:
+        raise ValueError(f"unknown conv implementation {impl!r}; allowed: {', '.join(IMPLS)}")
+    return impl
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# window helpers
+
+
+def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _shifted_slices(xp: jax.Array, kernel: int, stride: int, dilation: int, out_hw: tuple[int, int]):
+    """The k*k strided views of a padded NHWC tensor that a k x k window visits, in row-major kernel order."""
+    ho, wo = out_hw
+    n, _, _, c = xp.shape
+    views = []
+    for i in range(kernel):
+        for j in range(kernel):
+            di, dj = i * dilation, j * dilation
+            views.append(
+                lax.slice(
+                    xp,
+                    (0, di, dj, 0),
+                    (n, di + (ho - 1) * stride + 1, dj + (wo - 1) * stride + 1, c),
+                    (1, stride, stride, 1),
+                )
+            )
+    return views
+
+
+def _pad_hw(x: jax.Array, padding: int, value: float = 0.0) -> jax.Array:
+    if padding == 0:
+        return x
+    return jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), constant_values=value)
+
+
+def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
+    """NHWC convolution with an HWIO kernel, PyTorch-style symmetric padding. ``groups`` is 1 or C (depthwise)."""
+    impl = _resolve(impl)
+    k = kernel.shape[0]
+    cin = x.shape[-1]
+    if impl == "xla":
+        return lax.conv_general_dilated(
+            x,
+            kernel,
+            window_strides=(stride, stride),
+            padding=((padding, padding), (padding, padding)),
+            rhs_dilation=(dilation, dilation),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=groups,
+        )
+    ho = out_size(x.shape[1], k, stride, padding, dilation)
+    wo = out_size(x.shape[2], k, stride, padding, dilation)
+    views = _shifted_slices(_pad_hw(x, padding), k, stride, dilation, (ho, wo))
+    if groups == 1:
+        patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+        return patches @ kernel.reshape(k * k * cin, kernel.shape[-1])
+    if groups == cin and kernel.shape[-1] == cin:
+        taps = kernel.reshape(k * k, cin)
+        out = views[0] * taps[0]
+        for t in range(1, k * k):
+            out = out + views[t] * taps[t]
+        return out
+    raise ValueError(f"groups must be 1 or equal to the channel count ({cin}), got {groups}")
+
+
+def max_pool(x, *, kernel=3, stride=1, padding=1, impl=None):
+    """Max pooling with implicit -inf padding (PyTorch MaxPool2d semantics)."""
+    impl = _resolve(impl)
+    if impl == "xla":
+        return lax.reduce_window(
+            x, -jnp.inf, lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
+            ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+        )
+    ho = out_size(x.shape[1], kernel, stride, padding)
+    wo = out_size(x.shape[2], kernel, stride, padding)
+    views = _shifted_slices(_pad_hw(x, padding, -jnp.inf), kernel, stride, 1, (ho, wo))
+    out = views[0]
+    for v in views[1:]:
+        out = jnp.maximum(out, v)
+    return out
+
+
+def _valid_counts(h, w, kernel, stride, padding):
+    """How many real (non-padding) pixels each output window covers; a constant folded by XLA."""
+    ones = jnp.ones((1, h, w, 1), jnp.float32)
+    return lax.reduce_window(
+        ones, 0.0, lax.add, (1, kernel, kernel, 1), (1, stride, stride, 1),
+        ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+    )
+
+
+def avg_pool(x, *, kernel=3, stride=1, padding=1, count_include_pad=False, impl=None):
+    """Average pooling; by default padding is excluded from the count (PyTorch ``count_include_pad=False``)."""
+    impl = _resolve(impl)
+    if impl == "xla":
+        total = lax.reduce_window(
+            x, 0.0, lax.add, (1, kernel, kernel, 1), (1, stride, stride, 1),
+            ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+        )
+    else:
+        ho = out_size(x.shape[1], kernel, stride, padding)
+        wo = out_size(x.shape[2], kernel, stride, padding)
+        views = _shifted_slices(_pad_hw(x, padding), kernel, stride, 1, (ho, wo))
+        total = views[0]
+        for v in views[1:]:
+            total = total + v
+    if count_include_pad or padding == 0:
+        return total / (kernel * kernel)
+    return total / _valid_counts(x.shape[1], x.shape[2], kernel, stride, padding).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# layers
+
+# PyTorch's default conv/linear init (kaiming uniform with a=sqrt(5)) is uniform(+-1/sqrt(fan_in)).
+torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+class Conv(nn.Module):
+    """2-D convolution (NHWC, HWIO kernel) with PyTorch-style padding; dense (groups=1) or depthwise (groups=C)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    use_bias: bool = False
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        cin = x.shape[-1]
+        if cin % self.groups:
+            raise ValueError(f"Conv: {cin} input channels are not divisible by groups={self.groups}")
+        kernel = self.param(
+            "kernel", torch_default_init, (self.kernel_size, self.kernel_size, cin // self.groups, self.features)
+        )
+        y = conv2d(
+            x, kernel.astype(x.dtype), stride=self.stride, padding=self.padding, dilation=self.dilation,
+            groups=self.groups, impl=self.impl,
+        )
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+        return y
+
+
+def BatchNorm(affine: bool = True, name: str | None = None) -> nn.BatchNorm:
+    """BatchNorm with PyTorch's defaults (momentum 0.1 == flax momentum 0.9, eps 1e-5); no scale/bias if not affine."""
+    return nn.BatchNorm(momentum=0.9, epsilon=1e-5, use_scale=affine, use_bias=affine, name=name)
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU -> Conv -> BN (the DARTS / NAS-Bench-201 conv unit)."""
+
+    C_out: int
+    kernel_size: int
+    stride: int
+    padding: int
+    dilation: int = 1
+    affine: bool = True
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        x = nn.relu(x)
+        x = Conv(self.C_out, self.kernel_size, self.stride, self.padding, self.dilation, impl=self.impl)(x)
+        return BatchNorm(self.affine)(x, use_running_average=not train)
+
+
+class DilConv(nn.Module):
+    """ReLU -> depthwise (dilated) conv -> 1x1 conv -> BN."""
+
+    C_out: int
+    kernel_size: int
+    stride: int
+    padding: int
+    dilation: int
+    affine: bool = True
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        C_in = x.shape[-1]
+        x = nn.relu(x)
+        x = Conv(C_in, self.kernel_size, self.stride, self.padding, self.dilation, groups=C_in, impl=self.impl)(x)
+        x = Conv(self.C_out, 1, impl=self.impl)(x)
+        return BatchNorm(self.affine)(x, use_running_average=not train)
+
+
+class SepConv(nn.Module):
+    """Two stacked DilConv units with dilation 1 (the first carries the stride), as in DARTS."""
+
+    C_out: int
+    kernel_size: int
+    stride: int
+    padding: int
+    affine: bool = True
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        C_in = x.shape[-1]
+        x = DilConv(C_in, self.kernel_size, self.stride, self.padding, 1, self.affine, self.impl)(x, train)
+        return DilConv(self.C_out, self.kernel_size, 1, self.padding, 1, self.affine, self.impl)(x, train)
+
+
+class Identity(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        return x
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros of the output shape (strided like the other ops of its edge)."""
+
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        if self.stride == 1:
+            return jnp.zeros_like(x)
+        return jnp.zeros_like(x[:, :: self.stride, :: self.stride, :])
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two offset 1x1 stride-2 convs, concatenated (ReLU first, BN after)."""
+
+    C_out: int
+    affine: bool = True
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        if self.C_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even channel count, got {self.C_out}")
+        if x.shape[1] % 2 or x.shape[2] % 2:
+            raise ValueError(f"FactorizedReduce needs an even spatial size, got {x.shape[1]}x{x.shape[2]}")
+        x = nn.relu(x)
+        a = Conv(self.C_out // 2, 1, stride=2, impl=self.impl)(x)
+        # the second conv reads the input shifted by one pixel (PyTorch: x[:, :, 1:, 1:])
+        b = Conv(self.C_out // 2, 1, stride=2, impl=self.impl)(x[:, 1:, 1:, :])
+        return BatchNorm(self.affine)(jnp.concatenate([a, b], axis=-1), use_running_average=not train)
+
+
+class Pool(nn.Module):
+    """3x3 max or average pooling (average excludes padding), optionally followed by a BN (DARTS search cells)."""
+
+    kind: str
+    stride: int = 1
+    bn: bool = False
+    affine: bool = False
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        if self.kind == "max":
+            y = max_pool(x, kernel=3, stride=self.stride, padding=1, impl=self.impl)
+        else:
+            y = avg_pool(x, kernel=3, stride=self.stride, padding=1, impl=self.impl)
+        if self.bn:
+            y = BatchNorm(self.affine)(y, use_running_average=not train)
+        return y
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# registry
+
+OpFactory = Callable[..., nn.Module]
+
+
+def _skip(C, stride, affine, impl=None):
+    return Identity() if stride == 1 else FactorizedReduce(C, affine, impl)
+
+
+OPS: dict[str, OpFactory] = {
+    "none": lambda C, stride, affine, impl=None: Zero(stride),
+    "skip_connect": _skip,
+    # bn=True: the pooled output is batch-normalised (DARTS search cells do this so that pools match conv scales)
+    "max_pool_3x3": lambda C, stride, affine, impl=None, bn=False: Pool("max", stride, bn, affine, impl),
+    "avg_pool_3x3": lambda C, stride, affine, impl=None, bn=False: Pool("avg", stride, bn, affine, impl),
+    "sep_conv_3x3": lambda C, stride, affine, impl=None: SepConv(C, 3, stride, 1, affine, impl),
+    "sep_conv_5x5": lambda C, stride, affine, impl=None: SepConv(C, 5, stride, 2, affine, impl),
+    "sep_conv_7x7": lambda C, stride, affine, impl=None: SepConv(C, 7, stride, 3, affine, impl),
+    "dil_conv_3x3": lambda C, stride, affine, impl=None: DilConv(C, 3, stride, 2, 2, affine, impl),
+    "dil_conv_5x5": lambda C, stride, affine, impl=None: DilConv(C, 5, stride, 4, 2, affine, impl),
+    "nor_conv_1x1": lambda C, stride, affine, impl=None: ReLUConvBN(C, 1, stride, 0, 1, affine, impl),
+    "nor_conv_3x3": lambda C, stride, affine, impl=None: ReLUConvBN(C, 3, stride, 1, 1, affine, impl),
+}
+
+DARTS_PRIMITIVES = (
+    "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
+    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+)
+NB201_PRIMITIVES = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+def make_op(
+    name: str, C: int, stride: int = 1, affine: bool = True, impl: str | None = None, pool_bn: bool = False
+) -> nn.Module:
+    """Build the op ``name`` for ``C`` channels; an unknown name is an error that lists the known ones.
+
+    ``pool_bn`` appends a BN to pooling ops (as DARTS's search network does); other ops ignore it.
+    """
+    try:
+        factory = OPS[name]
+    except KeyError:
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(sorted(OPS))}") from None
+    if stride not in (1, 2):
+        raise ValueError(f"op {name!r}: stride must be 1 or 2, got {stride}")
+    if pool_bn and name.endswith("pool_3x3"):
+        return factory(C, stride, affine, impl, bn=True)
+    return factory(C, stride, affine, impl)
+
+
+def count_params(params) -> int:
+    """Number of scalars in a parameter pytree."""
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
