@@ -1,0 +1,273 @@
+"""Relaxations: pure functions from architecture parameters to edge weights, and temperature schedules.
+
+A relaxation maps the architecture-parameter pytree (``{'cell': (6, 5)}`` for NB201, ``{'normal': (14, 8),
+'reduce': (14, 8)}`` for DARTS; any pytree of ``(..., ops)`` arrays) to an edge-weight pytree of the same structure
+and shapes, which a supernet receives as a call argument::
+
+    weights = relaxation(arch, key, temperature)
+    logits, updates = model.apply(variables, x, weights, train=True, hard=relaxation.hard, mutable=['batch_stats'])
+
+========================  ==============  =====  ===================================================================
+name (alias)              paper           hard   forward value / gradient to the architecture
+========================  ==============  =====  ===================================================================
+``softmax`` (darts)       DARTS           no     ``softmax(a / t)``
+``gumbel`` (snas)         SNAS            no     ``softmax((log_softmax(a) + g) / t)``, g ~ Gumbel(0, 1)
+``hard_gumbel`` (gdas)    GDAS            yes    one-hot of the sampled op; gradient of the soft sample (straight-through)
+``sigmoid`` (asap)        ASAP/FairDARTS  no     ``sigmoid(a / t)``, independent per op (use with an annealed ``t``)
+``uniform`` (spos)        SPOS            yes    one-hot of a uniformly sampled op; no gradient to the architecture
+``argmax``                --              yes    one-hot of the strongest op (derived cell); straight-through softmax
+========================  ==============  =====  ===================================================================
+
+A *hard* relaxation yields exactly one-hot forward values: the step passes ``hard=True`` to the supernet, which then
+computes only the chosen op on every edge. Adding a relaxation is writing one function
+``(logits, key, temperature) -> weights`` for one array and wrapping it in :class:`Relaxation` (optionally
+registering it in :data:`RELAXATIONS`).
+
+Temperature schedules are functions ``step -> temperature`` built from plain numbers (``constant``, ``linear``,
+``exponential``, ``gdas_temperature``, ``asap_temperature``); they use ``jnp`` so a jitted step evaluates them on the
+traced step counter and never recompiles when the temperature changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+LeafFn = Callable[[jax.Array, "jax.Array | None", Any], jax.Array]
+Schedule = Callable[[Any], jax.Array]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# checks
+
+
+def _path_name(path) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def validate_arch(arch) -> None:
+    """Every leaf of ``arch`` must be a floating array with an op axis last (shape ``(..., ops)``, ops >= 1)."""
+    leaves = jax.tree_util.tree_leaves_with_path(arch)
+    if not leaves:
+        raise ValueError("architecture parameters are empty: expected a pytree of (edges, ops) float arrays")
+    for path, leaf in leaves:
+        shape = getattr(leaf, "shape", None)
+        dtype = getattr(leaf, "dtype", None)
+        if shape is None or dtype is None:
+            raise ValueError(f"architecture leaf {_path_name(path)} is a {type(leaf).__name__}, not an array")
+        if len(shape) < 1 or shape[-1] < 1:
+            raise ValueError(f"architecture leaf {_path_name(path)} has shape {tuple(shape)}; expected (edges, ops)")
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"architecture leaf {_path_name(path)} has dtype {dtype}; expected a float dtype")
+
+
+def check_same_tree(tree, reference, what: str = "architecture parameters", ref_what: str = "expected") -> None:
+    """ValueError unless ``tree`` has the structure and leaf shapes of ``reference``, naming the first difference."""
+    got = {_path_name(p): tuple(getattr(x, "shape", ())) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    want = {_path_name(p): tuple(getattr(x, "shape", ())) for p, x in jax.tree_util.tree_leaves_with_path(reference)}
+    if set(got) != set(want):
+        raise ValueError(
+            f"{what} do not match the {ref_what} tree: got leaves {sorted(got)}, allowed leaves {sorted(want)}"
+        )
+    for name, shape in want.items():
+        if got[name] != shape:
+            raise ValueError(f"{what} leaf {name} has shape {got[name]}; {ref_what} shape {shape}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the relaxation type
+
+
+class Relaxation(NamedTuple):
+    """A relaxation: ``leaf_fn(logits, key, temperature) -> weights`` applied to every architecture leaf.
+
+    Attributes:
+      leaf_fn: the function for one ``(..., ops)`` array; ``key`` is ``None`` for a deterministic relaxation.
+      hard: forward values are one-hot; the supernet is called with ``hard=True`` (only the chosen op is computed).
+      stochastic: the relaxation needs a PRNG key.
+      differentiable: the architecture parameters receive a gradient through the weights (False for SPOS).
+      name: for messages.
+    """
+
+    leaf_fn: LeafFn
+    hard: bool = False
+    stochastic: bool = False
+    differentiable: bool = True
+    name: str = "custom"
+
+    def __call__(self, arch, key: jax.Array | None = None, temperature: Any = 1.0):
+        validate_arch(arch)
+        leaves, treedef = jax.tree_util.tree_flatten(arch)
+        if self.stochastic:
+            if key is None:
+                raise ValueError(f"relaxation {self.name!r} samples: give it a PRNG key")
+            keys = list(jax.random.split(key, len(leaves)))
+        else:
+            keys = [None] * len(leaves)
+        out = [self.leaf_fn(leaf, k, temperature) for leaf, k in zip(leaves, keys)]
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def straight_through(hard: jax.Array, soft: jax.Array) -> jax.Array:
+    """Forward value ``hard``, gradient of ``soft``. Zeros of ``hard`` stay exactly zero in the forward value."""
+    return hard + (soft - jax.lax.stop_gradient(soft))
+
+
+def _gumbel(key, like):
+    return jax.random.gumbel(key, like.shape, like.dtype)
+
+
+def softmax_leaf(logits, key, temperature):
+    del key
+    return jax.nn.softmax(logits / temperature, axis=-1)
+
+
+def gumbel_leaf(logits, key, temperature):
+    return jax.nn.softmax((jax.nn.log_softmax(logits, axis=-1) + _gumbel(key, logits)) / temperature, axis=-1)
+
+
+def hard_gumbel_leaf(logits, key, temperature):
+    soft = gumbel_leaf(logits, key, temperature)
+    one_hot = jax.nn.one_hot(jnp.argmax(soft, axis=-1), logits.shape[-1], dtype=logits.dtype)
+    return straight_through(one_hot, soft)
+
+
+def sigmoid_leaf(logits, key, temperature):
+    del key
+    return jax.nn.sigmoid(logits / temperature)
+
+
+def uniform_leaf(logits, key, temperature):
+    del temperature
+    idx = jax.random.randint(key, logits.shape[:-1], 0, logits.shape[-1])
+    return jax.lax.stop_gradient(jax.nn.one_hot(idx, logits.shape[-1], dtype=logits.dtype))
+
+
+def argmax_leaf(logits, key, temperature):
+    del key
+    soft = jax.nn.softmax(logits / temperature, axis=-1)
+    one_hot = jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1], dtype=logits.dtype)
+    return straight_through(one_hot, soft)
+
+
+softmax = Relaxation(softmax_leaf, name="softmax")
+gumbel = Relaxation(gumbel_leaf, stochastic=True, name="gumbel")
+hard_gumbel = Relaxation(hard_gumbel_leaf, hard=True, stochastic=True, name="hard_gumbel")
+sigmoid = Relaxation(sigmoid_leaf, name="sigmoid")
+uniform = Relaxation(uniform_leaf, hard=True, stochastic=True, differentiable=False, name="uniform")
+argmax = Relaxation(argmax_leaf, hard=True, name="argmax")
+
+RELAXATIONS: dict[str, Relaxation] = {
+    r.name: r for r in (softmax, gumbel, hard_gumbel, sigmoid, uniform, argmax)
+}
+ALIASES: dict[str, str] = {
+    "darts": "softmax",
+    "snas": "gumbel",
+    "gdas": "hard_gumbel",
+    "asap": "sigmoid",
+    "spos": "uniform",
+}
+
+
+def get_relaxation(relaxation: str | Relaxation) -> Relaxation:
+    """A relaxation by name (or alias), or the given :class:`Relaxation` itself."""
+    if isinstance(relaxation, Relaxation):
+        return relaxation
+    if isinstance(relaxation, str):
+        name = ALIASES.get(relaxation, relaxation)
+        if name in RELAXATIONS:
+            return RELAXATIONS[name]
+    allowed = sorted(RELAXATIONS) + sorted(f"{a} (={n})" for a, n in ALIASES.items())
+    raise ValueError(f"unknown relaxation {relaxation!r}; allowed: {', '.join(allowed)}")
+
+
+def register_relaxation(relaxation: Relaxation, name: str | None = None) -> Relaxation:
+    """Add a relaxation to :data:`RELAXATIONS` (under ``name`` or its own name); refuses to overwrite one."""
+    name = name or relaxation.name
+    if name in RELAXATIONS or name in ALIASES:
+        raise ValueError(f"relaxation name {name!r} is taken; taken: {', '.join(sorted({*RELAXATIONS, *ALIASES}))}")
+    RELAXATIONS[name] = relaxation._replace(name=name)
+    return RELAXATIONS[name]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# temperature schedules: step -> temperature (jnp, so they trace)
+
+
+def constant(value: float) -> Schedule:
+    """The same temperature at every step."""
+
+    def schedule(step):
+        return jnp.full((), value, jnp.float32)
+
+    return schedule
+
+
+def linear(start: float, end: float, steps: int) -> Schedule:
+    """From ``start`` at step 0 to ``end`` at step ``steps`` (and after), linearly."""
+    steps = max(int(steps), 1)
+
+    def schedule(step):
+        frac = jnp.clip(jnp.asarray(step, jnp.float32) / steps, 0.0, 1.0)
+        return jnp.float32(start) + (jnp.float32(end) - jnp.float32(start)) * frac
+
+    return schedule
+
+
+def exponential(start: float, rate: float, end: float | None = None, steps_per_unit: int = 1) -> Schedule:
+    """``start * exp(-rate * step / steps_per_unit)``, never below ``end`` (when given)."""
+    steps_per_unit = max(int(steps_per_unit), 1)
+
+    def schedule(step):
+        t = jnp.float32(start) * jnp.exp(-jnp.float32(rate) * (jnp.asarray(step, jnp.float32) / steps_per_unit))
+        return t if end is None else jnp.maximum(t, jnp.float32(end))
+
+    return schedule
+
+
+def gdas_temperature(epochs: int, steps_per_epoch: int, start: float = 10.0, end: float = 0.1) -> Schedule:
+    """GDAS: tau goes linearly from ``start`` in the first epoch to ``end`` in the last one, constant within an epoch."""
+    steps_per_epoch = max(int(steps_per_epoch), 1)
+    span = max(int(epochs) - 1, 1)
+
+    def schedule(step):
+        epoch = jnp.minimum(jnp.asarray(step, jnp.int32) // steps_per_epoch, span).astype(jnp.float32)
+        return jnp.float32(start) - (jnp.float32(start) - jnp.float32(end)) * epoch / span
+
+    return schedule
+
+
+def asap_temperature(steps_per_epoch: int, start: float = 1.3, rate: float = 0.1, end: float = 0.03) -> Schedule:
+    """ASAP-style annealing: ``start * exp(-rate * epoch)`` (epoch fractional), floored at ``end``."""
+    return exponential(start, rate, end, steps_per_unit=steps_per_epoch)
+
+
+def as_schedule(value: float | Schedule) -> Schedule:
+    """A number becomes a constant schedule; a callable is returned as is."""
+    return value if callable(value) else constant(float(value))
+
+
+__all__ = [
+    "ALIASES",
+    "RELAXATIONS",
+    "Relaxation",
+    "argmax",
+    "as_schedule",
+    "asap_temperature",
+    "check_same_tree",
+    "constant",
+    "exponential",
+    "gdas_temperature",
+    "get_relaxation",
+    "gumbel",
+    "hard_gumbel",
+    "linear",
+    "register_relaxation",
+    "sigmoid",
+    "softmax",
+    "straight_through",
+    "uniform",
+    "validate_arch",
+]
