@@ -212,3 +212,19 @@ def test_make_embedded_is_deterministic(tmp_path):
     nolic = _tiny_mnist_dir(tmp_path / "nolic", licence=False)
     with pytest.raises(FileNotFoundError, match="licence"):
         make_embedded.build(nolic, tmp_path / "d", train_per_class=1, test_per_class=1)
+
+
+def test_embedded_matches_the_full_fashion_mnist(shared_data):
+    """The shipped subset is what make_embedded selects from the full IDX files (arrays; bytes are checked by
+    ``python -m jaxnas.data.make_embedded --check``)."""
+    source = shared_data / "fashion_mnist"
+    with data.embedded_path().open("rb") as f, np.load(f) as z:
+        for split, per_class in (("train", 600), ("test", 100)):
+            images, labels = idx.read_idx_split(source, split)
+            chosen = make_embedded.first_per_class(labels, per_class, 10)
+            np.testing.assert_array_equal(z[f"index_{split}"], chosen)
+            np.testing.assert_array_equal(z[f"x_{split}"], images[chosen])
+            np.testing.assert_array_equal(z[f"y_{split}"], labels[chosen])
+    assert (source / "COPYRIGHT").read_bytes() == data.embedded_path("COPYRIGHT").read_bytes()
+    full = data.load_dataset(f"fashion_mnist:{source}", "test[:100]", image_size=32)
+    assert full.image_shape == (32, 32, 1) and full.num_classes == 10
