@@ -57,7 +57,8 @@ def _keys_and_classes(builder, name: str, image_key: str | None, label_key: str 
     top = dict(features.items()) if hasattr(features, "items") else {}
     if image_key is None or label_key is None:
         supervised = builder.info.supervised_keys
-        if isinstance(supervised, (tuple, list)) and len(supervised) == 2 and all(isinstance(k, str) for k in supervised):
+        pair = isinstance(supervised, (tuple, list)) and len(supervised) == 2
+        if pair and all(isinstance(k, str) for k in supervised):
             image_key = image_key or supervised[0]
             label_key = label_key or supervised[1]
         else:
@@ -67,10 +68,10 @@ def _keys_and_classes(builder, name: str, image_key: str | None, label_key: str 
             label_key = label_key or (labels[0] if len(labels) == 1 else None)
     feat_image, feat_label = top.get(image_key), top.get(label_key)
     if not isinstance(feat_image, tfds.features.Image) or not isinstance(feat_label, tfds.features.ClassLabel):
+        listed = ", ".join(f"{k}={type(f).__name__}" for k, f in top.items())
         raise ValueError(
             f"TFDS dataset {name!r} is not an image classification set jaxnas can read: it needs one Image "
-            f"feature and one ClassLabel feature (features: {', '.join(f'{k}={type(f).__name__}' for k, f in top.items())}"
-            "); pass image_key=/label_key= to choose"
+            f"feature and one ClassLabel feature (features: {listed}); pass image_key=/label_key= to choose"
         )
     if any(d is None for d in feat_image.shape):
         raise ValueError(f"TFDS dataset {name!r} has images of varying size {feat_image.shape}; "
@@ -140,7 +141,9 @@ def load_tfds_arrays(
 
     if not builder.is_prepared():
         if not download:
-            raise DatasetUnavailableError(f"TFDS dataset {name!r} is not prepared in {where} and download=False; {hint}")
+            raise DatasetUnavailableError(
+                f"TFDS dataset {name!r} is not prepared in {where} and download=False; {hint}"
+            )
         try:
             builder.download_and_prepare(file_format="array_record")
         except ImportError as e:

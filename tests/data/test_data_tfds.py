@@ -55,3 +55,15 @@ def test_prepare_failure_names_the_dataset_and_the_fix(tmp_path, monkeypatch, fa
     msg = str(info.value)
     assert "'cifar10' is not prepared" in msg and "pip install tensorflow" in msg and str(tmp_path) in msg
     assert ("tensorflow" in msg) if isinstance(failure, ImportError) else ("network unreachable" in msg)
+
+
+def test_image_decoding_without_pillow_says_what_to_install(monkeypatch):
+    from jaxnas.data import tfds_source
+
+    def no_decoder(*args, **kwargs):
+        raise ImportError("Decoding images with NumPy requires either OpenCV or PIL.")
+
+    monkeypatch.setattr(tfds_source, "_read_all", no_decoder)
+    with tfds.testing.mock_data(num_examples=2):
+        with pytest.raises(data.DatasetUnavailableError, match=r"'mnist': decoding its images needs Pillow"):
+            data.load_tfds("mnist", "train")
