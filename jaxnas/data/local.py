@@ -142,10 +142,11 @@ def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path:
     for c in candidates:
         if idx.has_idx_layout(c):
             return c
-    where = (f"data_dir={str(data_dir)!r} (nor in its fashion_mnist/ or fashion-mnist/ sub-directory)"
-             if data_dir is not None else f"no data_dir was given and {DEBIAN_FASHION_MNIST_DIR} does not exist")
+    where = (f"no train-images-idx3-ubyte[.gz] in {str(data_dir)!r} nor in its fashion_mnist/ or fashion-mnist/ "
+             "sub-directory" if data_dir is not None
+             else f"no data_dir was given and {DEBIAN_FASHION_MNIST_DIR} holds no IDX files")
     raise FileNotFoundError(
-        f"full Fashion-MNIST not found: no train-images-idx3-ubyte[.gz] in {where}. Pass data_dir (or "
+        f"full Fashion-MNIST not found: {where}. Pass data_dir (or "
         "'fashion_mnist:/path/to/dir') pointing at the IDX files, install the Debian package dataset-fashion-mnist, "
         "use 'embedded' for the shipped 6,000/1,000 subset, or 'tfds:fashion_mnist' for the TFDS copy"
     )

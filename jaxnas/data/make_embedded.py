@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="regenerate into a temporary directory and compare")
     args = parser.parse_args(argv)
     try:
+        if args.source is None and not idx.has_idx_layout(local.DEBIAN_FASHION_MNIST_DIR):
+            raise FileNotFoundError("pass --source DIR: the directory with the full Fashion-MNIST IDX files and "
+                                    f"COPYRIGHT ({local.DEBIAN_FASHION_MNIST_DIR} is not there)")
         source = local.find_fashion_mnist(args.source)
         out_dir = Path(args.out) if args.out else _default_out()
         if args.check:
