@@ -1,0 +1,173 @@
+"""What every discrete strategy shares: the array view of a search space, the Strategy triple, and simulation loops.
+
+A discrete strategy works on *candidates*: fixed-shape int32 arrays (``(D,)`` per architecture, ``(B, D)`` per
+batch), never on Python genotype objects, so that ``ask``/``tell`` are pure jax functions that jit, scan and vmap.
+An :class:`ArraySpace` gives a space's ``sample``/``mutate``/``encode`` in that form (plus ``decode`` back to the
+space's genotype on the host); :func:`array_space` builds one for any space whose genotype is one op per edge
+(NB201, or anything exposing ``primitives``/``num_edges``/``from_indices``), :func:`categorical` for any product of
+categorical choices, and a space with its own array view can hand one in directly.
+
+A :class:`Strategy` is a NamedTuple of pure functions, in the optax style::
+
+    state = strategy.init(key)
+    state, cands = strategy.ask(state)          # (B, D) int32
+    state = strategy.tell(state, cands, rewards)  # rewards: (B,) float, higher is better
+
+All randomness comes from the key in ``init``; the same key gives the same run. :func:`simulate` runs a whole search
+against a pure objective with ``lax.scan``; :func:`simulate_runs` vmaps it over many seeds (hundreds of NB201 runs
+take seconds). :func:`run` is the host loop for objectives that are not jax functions (train a network, query a
+server).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class ArraySpace(NamedTuple):
+    """A search space seen as int32 arrays of ``len(num_choices)`` positions; position p takes num_choices[p] values."""
+
+    num_choices: tuple[int, ...]
+    sample: Callable[[jax.Array], jax.Array]  # key -> (D,) int32
+    mutate: Callable[[jax.Array, jax.Array], jax.Array]  # key, (D,) -> (D,)
+    encode: Callable[[jax.Array], jax.Array]  # (D,) -> (F,) float32
+    decode: Callable[[np.ndarray], Any] | None = None  # (D,) numpy -> the space's genotype (host side)
+
+    @property
+    def num_positions(self) -> int:
+        return len(self.num_choices)
+
+
+def categorical(num_choices, decode: Callable | None = None) -> ArraySpace:
+    """Product of categoricals: ``sample`` is uniform, ``mutate`` changes one uniform position to a different value,
+    ``encode`` concatenates one-hot vectors (``sum(num_choices)`` floats)."""
+    sizes = tuple(int(n) for n in num_choices)
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"num_choices must be a non-empty list of positive ints, got {num_choices!r}")
+    n = jnp.asarray(sizes, jnp.int32)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+    width = int(sum(sizes))
+
+    def sample(key):
+        u = jax.random.uniform(key, (len(sizes),))
+        return jnp.minimum((u * n).astype(jnp.int32), n - 1)
+
+    def mutate(key, x):
+        k_pos, k_shift = jax.random.split(key)
+        mutable = n > 1  # positions with a single value cannot change
+        p = jax.random.choice(k_pos, len(sizes), p=mutable / jnp.maximum(mutable.sum(), 1))
+        shift = 1 + (jax.random.uniform(k_shift) * (n[p] - 1)).astype(jnp.int32)
+        shift = jnp.minimum(shift, jnp.maximum(n[p] - 1, 1))
+        new = jnp.where(n[p] > 1, (x[p] + shift) % n[p], x[p])
+        return x.at[p].set(new.astype(x.dtype))
+
+    def encode(x):
+        return jnp.zeros((width,), jnp.float32).at[offsets + x].set(1.0)
+
+    return ArraySpace(sizes, sample, mutate, encode, decode)
+
+
+def array_space(space) -> ArraySpace:
+    """The array view of ``space``: an ArraySpace as is; a space with ``array_space()``; one op per edge spaces."""
+    if isinstance(space, ArraySpace):
+        return space
+    if hasattr(space, "array_space"):
+        return space.array_space()
+    if all(hasattr(space, a) for a in ("primitives", "num_edges", "from_indices")):
+        return categorical((len(space.primitives),) * space.num_edges, decode=space.from_indices)
+    raise ValueError(f"no array view for search space {type(space).__name__}: it needs primitives/num_edges/"
+                     "from_indices (one op per edge), an array_space() method, or pass a strategies.ArraySpace")
+
+
+class Strategy(NamedTuple):
+    """``init(key) -> state``; ``ask(state) -> (state, (B, D) int32)``; ``tell(state, cands, rewards) -> state``."""
+
+    init: Callable[[jax.Array], Any]
+    ask: Callable[[Any], tuple[Any, jax.Array]]
+    tell: Callable[[Any, jax.Array, jax.Array], Any]
+    space: ArraySpace
+    batch_size: int = 1
+    name: str = ""
+
+
+def sample_batch(space: ArraySpace, key: jax.Array, n: int) -> jax.Array:
+    return jax.vmap(space.sample)(jax.random.split(key, n))
+
+
+def check_batch(batch_size: int) -> int:
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
+
+
+class History(NamedTuple):
+    """One simulated run: every queried candidate and its reward, and the best one (first of equals)."""
+
+    candidates: jax.Array  # (Q, D)
+    rewards: jax.Array  # (Q,)
+    best: jax.Array  # (D,)
+    best_reward: jax.Array  # ()
+
+
+def simulate(strategy: Strategy, objective: Callable[[jax.Array], jax.Array], num_queries: int,
+             key: jax.Array) -> History:
+    """Run ``strategy`` for ``num_queries`` evaluations of a pure, batched ``objective((B, D)) -> (B,)``.
+
+    Jittable and vmappable; the number of asks is ``ceil(num_queries / batch_size)`` and surplus queries of the last
+    batch are dropped from the history.
+    """
+    if int(num_queries) < 1:
+        raise ValueError(f"num_queries must be >= 1, got {num_queries}")
+    steps = -(-int(num_queries) // strategy.batch_size)
+
+    def step(state, _):
+        state, cands = strategy.ask(state)
+        rewards = objective(cands).astype(jnp.float32)
+        state = strategy.tell(state, cands, rewards)
+        return state, (cands, rewards)
+
+    _, (cands, rewards) = jax.lax.scan(step, strategy.init(key), None, length=steps)
+    cands = cands.reshape(-1, cands.shape[-1])[:num_queries]
+    rewards = rewards.reshape(-1)[:num_queries]
+    i = jnp.argmax(rewards)
+    return History(cands, rewards, cands[i], rewards[i])
+
+
+def simulate_runs(strategy: Strategy, objective: Callable, num_queries: int, seed: int, runs: int) -> History:
+    """``runs`` independent simulations (keys split from ``seed``), vmapped and jitted: fields get a leading axis."""
+    if int(runs) < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    keys = jax.random.split(jax.random.PRNGKey(seed), int(runs))
+    fn = jax.jit(jax.vmap(lambda k: simulate(strategy, objective, num_queries, k)))
+    return fn(keys)
+
+
+def run(strategy: Strategy, evaluate: Callable[[Any], float], num_queries: int, key: jax.Array,
+        callback: Callable[[int, Any, float], None] | None = None) -> tuple[Any, float, list[tuple[Any, float]]]:
+    """Host loop for any ``evaluate(genotype) -> reward`` (train a network, look up a table, ...).
+
+    Returns (best genotype, its reward, [(genotype, reward), ...]). Genotypes come from ``space.decode`` (or are
+    the raw int arrays when the space has none).
+    """
+    decode = strategy.space.decode or (lambda x: x)
+    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    state, history = strategy.init(key), []
+    while len(history) < num_queries:
+        state, cands = ask(state)
+        cands_np = np.asarray(cands)
+        rewards = []
+        for c in cands_np:
+            g = decode(c)
+            r = float(evaluate(g)) if len(history) < num_queries else -np.inf
+            rewards.append(r)
+            if len(history) < num_queries:
+                history.append((g, r))
+                if callback is not None:
+                    callback(len(history) - 1, g, r)
+        state = tell(state, cands, jnp.asarray(rewards, jnp.float32))
+    best = max(range(len(history)), key=lambda i: history[i][1])
+    return history[best][0], history[best][1], history
