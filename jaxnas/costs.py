@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxnas.ops import Conv, count_params
 
-__all__ = ["count_params", "count_flops", "param_count"]
+__all__ = ["count_params", "count_flops", "param_count", "profile", "init_shapes", "image_spec"]
 
 
 def param_count(variables, exclude: tuple[str, ...] = ()) -> int:
@@ -18,13 +18,8 @@ def param_count(variables, exclude: tuple[str, ...] = ()) -> int:
     return count_params({k: v for k, v in params.items() if k not in exclude})
 
 
-def count_flops(model: nn.Module, variables, *args, exclude: tuple[str, ...] = (), **kwargs) -> int:
-    """FLOPs of one forward pass of ``model.apply(variables, *args, **kwargs)`` for the whole batch.
-
-    A convolution costs Ho*Wo*k*k*Cin/groups*Cout per sample (+ Ho*Wo*Cout with a bias), a dense layer in*out
-    (+ out with a bias); pooling, BN and element-wise ops are not counted. Modules whose path starts with a name in
-    ``exclude`` (e.g. ``auxiliary_head``) are skipped.
-    """
+def _flop_counter(exclude: tuple[str, ...]):
+    """An interceptor adding the FLOPs of every Conv and Dense call to ``total[0]``."""
     total = [0]
 
     def interceptor(next_fun, f_args, f_kwargs, context):
@@ -48,12 +43,36 @@ def count_flops(model: nn.Module, variables, *args, exclude: tuple[str, ...] = (
             total[0] += flops
         return out
 
+    return interceptor, total
+
+
+def count_flops(model: nn.Module, variables, *args, exclude: tuple[str, ...] = (), **kwargs) -> int:
+    """FLOPs of one forward pass of ``model.apply(variables, *args, **kwargs)`` for the whole batch.
+
+    A convolution costs Ho*Wo*k*k*Cin/groups*Cout per sample (+ Ho*Wo*Cout with a bias), a dense layer in*out
+    (+ out with a bias); pooling, BN and element-wise ops are not counted. Modules whose path starts with a name in
+    ``exclude`` (e.g. ``auxiliary_head``) are skipped.
+    """
+    interceptor, total = _flop_counter(exclude)
+
     def run(variables, *args):
         with nn.intercept_methods(interceptor):
             return model.apply(variables, *args, **kwargs, mutable=["batch_stats"])
 
     jax.eval_shape(run, variables, *args)
     return int(total[0])
+
+
+def profile(model: nn.Module, *args, exclude: tuple[str, ...] = (), **kwargs) -> tuple[int, int]:
+    """``(params, flops)`` of a model from a single traced ``init`` (cheaper than init + count_flops)."""
+    interceptor, total = _flop_counter(exclude)
+
+    def run(*args):
+        with nn.intercept_methods(interceptor):
+            return model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, *args, **kwargs)
+
+    variables = jax.eval_shape(run, *args)
+    return param_count(variables, exclude), int(total[0])
 
 
 def init_shapes(model: nn.Module, *args, rngs=None, **kwargs):

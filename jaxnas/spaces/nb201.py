@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 
 import jax
@@ -106,6 +107,11 @@ class NB201Space:
         """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; errors say which part is wrong."""
         if not isinstance(text, str):
             raise ValueError(f"an NB201 arch string must be a str, got {type(text).__name__}")
+        if text.strip().startswith("{"):
+            try:
+                return self.from_json(json.loads(text))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"malformed NB201 genotype JSON: {e}") from None
         nodes = text.strip().split("+")
         if len(nodes) != self.num_nodes - 1:
             raise ValueError(

@@ -1,0 +1,116 @@
+"""``jaxnas describe``: parameters, FLOPs and genotype of a network or supernet, as JSON.
+
+    jaxnas describe --space darts --genotype DARTS_V2 --channels 36 --layers 20 --auxiliary
+    jaxnas describe --space darts --supernet --channels 16 --layers 8
+    jaxnas describe --space nb201 --arch '|nor_conv_3x3~0|+|...|' --dataset cifar100
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+
+from jaxnas.costs import image_spec, profile
+from jaxnas.spaces import SPACES, get_space
+
+# image size, channels, classes of the data sets a network is usually built for
+DATASET_SHAPES = {
+    "cifar10": (32, 3, 10),
+    "cifar100": (32, 3, 100),
+    "imagenet16": (16, 3, 120),
+    "fashion_mnist": (32, 1, 10),  # 28x28 padded to 32x32, as the search CLI loads it
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Description:
+    space: str
+    model: str
+    params: int
+    flops: int
+    input_shape: tuple[int, int, int, int]
+    num_classes: int
+    genotype: dict | None
+    arch: str | None = None
+    params_with_auxiliary: int | None = None
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["mflops"] = round(self.flops / 1e6, 3)
+        return {k: v for k, v in d.items() if v is not None}
+
+
+def describe(
+    space_name: str,
+    *,
+    genotype: str | None = None,
+    supernet: bool = False,
+    dataset: str = "cifar10",
+    channels: int | None = None,
+    layers: int | None = None,
+    auxiliary: bool = False,
+) -> Description:
+    """Build the requested model (shapes only, nothing is allocated) and count its parameters and FLOPs."""
+    from jaxnas.networks import NB201Network, NetworkCIFAR
+    from jaxnas.supernet import DartsSearchNetwork, NB201Supernet
+
+    space = get_space(space_name)
+    if dataset not in DATASET_SHAPES:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SHAPES)}")
+    size, in_ch, classes = DATASET_SHAPES[dataset]
+    x = image_spec(1, size, in_ch)
+    if supernet == (genotype is not None):
+        raise ValueError("give either a genotype (--genotype/--arch) or --supernet")
+    if supernet:
+        weights = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                                         space.init_arch(jax.random.PRNGKey(0)))
+        if space.name == "nb201":
+            model = NB201Supernet(C=channels or 16, N=layers or 5, num_classes=classes)
+        else:
+            model = DartsSearchNetwork(C=channels or 16, layers=layers or 8, num_classes=classes)
+        params, flops = profile(model, x, weights, train=False)
+        return Description(space.name, type(model).__name__, params, flops, x.shape, classes, None)
+    g = space.parse(genotype)
+    if space.name == "nb201":
+        model = NB201Network(C=channels or 16, N=layers or 5, num_classes=classes, genotype=g)
+        params, flops = profile(model, x, train=False)
+        return Description(space.name, "NB201Network", params, flops, x.shape, classes, space.to_json(g),
+                           arch=space.format(g))
+    model = NetworkCIFAR(g, C=channels or 36, layers=layers or 20, num_classes=classes, auxiliary=auxiliary)
+    params, flops = profile(model, x, train=False, exclude=("auxiliary_head",))
+    with_aux = profile(model, x, train=False)[0] if auxiliary else None
+    return Description(space.name, "NetworkCIFAR", params, flops, x.shape, classes, space.to_json(g),
+                       params_with_auxiliary=with_aux)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("describe", help="print params, FLOPs and genotype of a network or supernet as JSON",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--space", required=True, choices=sorted(SPACES))
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--genotype", help="DARTS: a published name (DARTS_V1, DARTS_V2, PC_DARTS_cifar), JSON or JSON file; "
+                   "NB201: an arch string or a genotype JSON")
+    g.add_argument("--arch", dest="genotype", help="alias of --genotype (NB201 arch strings)")
+    g.add_argument("--supernet", action="store_true", help="describe the search supernet instead")
+    p.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SHAPES))
+    p.add_argument("--channels", type=int, help="initial channels C (default: 16, DARTS evaluation network 36)")
+    p.add_argument("--layers", "--cells", type=int,
+                   help="DARTS: number of cells (default 20, supernet 8); NB201: cells per stage N (default 5)")
+    p.add_argument("--auxiliary", action="store_true", help="DARTS network: build the auxiliary head too")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    for name in ("channels", "layers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {value}")
+    d = describe(
+        args.space, genotype=args.genotype, supernet=args.supernet, dataset=args.dataset,
+        channels=args.channels, layers=args.layers, auxiliary=args.auxiliary,
+    )
+    print(json.dumps(d.to_json(), indent=1))
+    return 0

@@ -1,0 +1,81 @@
+import csv
+import random
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxnas.costs import image_spec, profile
+from jaxnas.genotypes import get_cnn_genotype
+from jaxnas.networks import NB201Network, NetworkCIFAR
+from jaxnas.spaces import get_space
+
+NB201_DATASETS = (("cifar10", 10, 32), ("cifar100", 100, 32), ("imagenet16", 120, 16))
+
+
+def test_nb201_params_and_flops_match_the_benchmark_on_200_random_cells(shared_data):
+    """Exact parameter counts and FLOPs within 1% on a random sample (experiments/check_nb201_costs.py does all)."""
+    with open(shared_data / "nb201" / "nb201.csv") as f:
+        rows = list(csv.DictReader(f))
+    space = get_space("nb201")
+    sample = random.Random(0).sample(rows, 200)
+    for row in sample:
+        g = space.parse(row["arch_str"])
+        for ds, classes, size in NB201_DATASETS:
+            params, flops = profile(NB201Network(num_classes=classes, genotype=g, impl="xla"),
+                                    image_spec(1, size), train=False)
+            # the table keeps 6 significant digits (exact below 1e6 parameters, to the nearest 10 above)
+            assert float(f"{params / 1e6:.6g}") == float(row[f"params_mb_{ds}"]), (row["index"], ds, params)
+            assert abs(flops / 1e6 - float(row[f"flops_m_{ds}"])) <= 0.01 * float(row[f"flops_m_{ds}"])
+
+
+def test_darts_v2_network_has_the_published_size():
+    model = NetworkCIFAR(get_cnn_genotype("DARTS_V2"), C=36, layers=20, num_classes=10, auxiliary=True, impl="xla")
+    params, _ = profile(model, image_spec(1, 32), train=False, exclude=("auxiliary_head",))
+    assert params == 3349342
+
+
+def test_nb201_network_forward_tiny():
+    space = get_space("nb201")
+    g = space.parse("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    model = NB201Network(C=4, N=1, num_classes=7, genotype=g)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+    v = model.init(jax.random.PRNGKey(1), x, train=False)
+    y, updates = model.apply(v, x, train=True, mutable=["batch_stats"])
+    assert y.shape == (2, 7) and bool(jnp.all(jnp.isfinite(y)))
+    assert jax.tree_util.tree_structure(updates["batch_stats"]) == jax.tree_util.tree_structure(v["batch_stats"])
+
+
+def test_all_none_nb201_cell_outputs_zero_features():
+    g = get_space("nb201").parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    model = NB201Network(C=4, N=1, num_classes=3, genotype=g)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+    v = model.init(jax.random.PRNGKey(1), x, train=False)
+    assert model.apply(v, x, train=False).shape == (2, 3)
+
+
+def test_network_cifar_aux_head_and_drop_path():
+    model = NetworkCIFAR(get_cnn_genotype("PC_DARTS_cifar"), C=4, layers=3, num_classes=5, auxiliary=True)
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 3))
+    v = model.init({"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, x, train=False)
+    (logits, aux), _ = model.apply(v, x, train=True, drop_prob=0.3, rngs={"dropout": jax.random.PRNGKey(3)},
+                                   mutable=["batch_stats"])
+    assert logits.shape == (2, 5) and aux.shape == (2, 5)
+    (logits2, _), _ = model.apply(v, x, train=True, drop_prob=0.3, rngs={"dropout": jax.random.PRNGKey(4)},
+                                  mutable=["batch_stats"])
+    assert not jnp.allclose(logits, logits2)  # a different drop-path mask changes the output
+    logits_eval, aux_eval = model.apply(v, x, train=False, drop_prob=0.3)
+    assert aux_eval is None and logits_eval.shape == (2, 5)
+
+
+def test_wrong_inputs_are_clear_errors():
+    g = get_space("nb201").sample(jax.random.PRNGKey(0))
+    model = NB201Network(C=4, N=1, genotype=g)
+    with pytest.raises(ValueError, match="expected an NHWC image batch"):
+        model.init(jax.random.PRNGKey(0), jnp.zeros((8, 8, 3)), train=False)
+    with pytest.raises(ValueError, match="NB201Network needs an NB201Genotype, got DartsGenotype"):
+        NB201Network(C=4, N=1, genotype=get_cnn_genotype("DARTS_V2")).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)
+    with pytest.raises(ValueError, match="auxiliary head needs a feature map of at least 5x5"):
+        NetworkCIFAR(get_cnn_genotype("DARTS_V2"), C=4, layers=3, auxiliary=True).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)

@@ -1,0 +1,85 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas import ops
+
+X = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4))
+
+
+def _run(name, stride, impl, x=X):
+    op = ops.make_op(name, x.shape[-1], stride, True, impl)
+    variables = op.init(jax.random.PRNGKey(1), x, True)
+
+    def f(params, x):
+        y, _ = op.apply({**variables, "params": params}, x, True, mutable=["batch_stats"])
+        return y
+
+    params = variables.get("params", {})
+    y = f(params, x)
+    grads = jax.grad(lambda p, x: jnp.sum(jnp.sin(f(p, x))), argnums=(0, 1))(params, x)
+    return y, grads
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("name", sorted(ops.OPS))
+def test_every_op_shape_finite_and_implementations_agree(name, stride):
+    y_xla, g_xla = _run(name, stride, "xla")
+    y_shift, g_shift = _run(name, stride, "shift")
+    assert y_xla.shape == (2, 8 // stride, 8 // stride, 4)
+    assert bool(jnp.all(jnp.isfinite(y_xla)))
+    np.testing.assert_allclose(y_xla, y_shift, atol=1e-5, rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g_xla), jax.tree_util.tree_leaves(g_shift)):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ops.IMPLS)
+def test_conv2d_matches_direct_sum(impl):
+    # a dense, strided, dilated conv against a plain numpy loop (PyTorch padding semantics)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 7, 7, 3)).astype(np.float32)
+    k = rng.normal(size=(3, 3, 3, 5)).astype(np.float32)
+    y = np.asarray(ops.conv2d(jnp.asarray(x), jnp.asarray(k), stride=2, padding=2, dilation=2, impl=impl))
+    xp = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    ho = ops.out_size(7, 3, 2, 2, 2)
+    want = np.zeros((1, ho, ho, 5), np.float32)
+    for i in range(ho):
+        for j in range(ho):
+            patch = xp[0, 2 * i : 2 * i + 5 : 2, 2 * j : 2 * j + 5 : 2, :]
+            want[0, i, j] = np.einsum("hwc,hwco->o", patch, k)
+    np.testing.assert_allclose(y, want, atol=1e-4)
+
+
+def test_avg_pool_excludes_padding():
+    x = jnp.ones((1, 4, 4, 1))
+    for impl in ops.IMPLS:
+        np.testing.assert_allclose(ops.avg_pool(x, impl=impl), 1.0)  # corners average 4 real pixels, not 9
+
+
+def test_unknown_op_and_impl_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown op 'sep_conv_9x9'.*known ops:.*sep_conv_3x3"):
+        ops.make_op("sep_conv_9x9", 4)
+    with pytest.raises(ValueError, match="unknown conv implementation 'cudnn'"):
+        ops.set_default_impl("cudnn")
+    with pytest.raises(ValueError, match="stride must be 1 or 2"):
+        ops.make_op("sep_conv_3x3", 4, stride=3)
+
+
+def test_default_impl_by_backend(monkeypatch):
+    monkeypatch.delenv("JAXNAS_CONV_IMPL", raising=False)
+    assert ops.default_impl() == ("shift" if jax.default_backend() == "cpu" else "xla")
+    monkeypatch.setenv("JAXNAS_CONV_IMPL", "xla")
+    assert ops.default_impl() == "xla"
+    ops.set_default_impl("shift")
+    try:
+        assert ops.default_impl() == "shift"
+    finally:
+        ops.set_default_impl(None)
+
+
+def test_pool_bn_only_for_pools():
+    op = ops.make_op("max_pool_3x3", 4, 1, False, pool_bn=True)
+    v = op.init(jax.random.PRNGKey(0), X, True)
+    assert "batch_stats" in v and "params" not in v  # BN without affine has statistics, no parameters
+    assert ops.make_op("sep_conv_3x3", 4, pool_bn=True).__class__ is ops.SepConv

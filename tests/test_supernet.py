@@ -1,0 +1,90 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.costs import image_spec, profile
+from jaxnas.genotypes import get_cnn_genotype
+from jaxnas.spaces import get_space
+from jaxnas.supernet import DartsSearchNetwork, NB201Supernet
+
+X = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+
+
+def _tiny(space_name):
+    space = get_space(space_name)
+    if space_name == "nb201":
+        return space, NB201Supernet(C=4, N=1, num_classes=5)
+    return space, DartsSearchNetwork(C=4, layers=3, num_classes=5)
+
+
+def test_darts_search_network_has_the_published_size():
+    space = get_space("darts")
+    weights = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                                     space.init_arch(jax.random.PRNGKey(0)))
+    params, _ = profile(DartsSearchNetwork(C=16, layers=8, impl="xla"), image_spec(1, 32), weights, train=False)
+    assert params == 1930618
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_supernet_forward_and_arch_gradient(space_name):
+    space, model = _tiny(space_name)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    weights = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+    v = model.init(jax.random.PRNGKey(2), X, weights, train=False)
+    assert "params" in v and not any(k in jax.tree_util.keystr(p) for p, _ in
+                                     jax.tree_util.tree_leaves_with_path(v) for k in ("alpha", "arch"))
+
+    def loss(arch):
+        w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+        y, _ = model.apply(v, X, w, train=True, mutable=["batch_stats"])
+        return jnp.sum(y**2)
+
+    g = jax.grad(loss)(arch)
+    chex.assert_trees_all_equal_shapes(g, arch)
+    chex.assert_tree_all_finite(g)
+    assert all(float(jnp.abs(leaf).sum()) > 0 for leaf in jax.tree_util.tree_leaves(g))
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name):
+    space, model = _tiny(space_name)
+    g = space.sample(jax.random.PRNGKey(3))
+    onehot = space.one_hot_weights(g)
+    v = model.init(jax.random.PRNGKey(2), X, onehot, train=False)
+    soft, _ = model.apply(v, X, onehot, train=True, mutable=["batch_stats"])
+    hard, _ = model.apply(v, X, onehot, train=True, hard=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(soft, hard, atol=1e-5)
+    # every edge becomes a switch (lax.cond) over its ops instead of a sum of all of them
+    jaxpr = str(jax.make_jaxpr(lambda w: model.apply(v, X, w, train=False, hard=True))(onehot))
+    n_edges = sum(w.shape[0] for w in onehot.values()) if space_name == "nb201" else None
+    assert jaxpr.count("cond[") >= (n_edges or 14)
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_changing_architecture_values_does_not_retrace(space_name):
+    space, model = _tiny(space_name)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    v = model.init(jax.random.PRNGKey(2), X, arch, train=False)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def forward(v, arch):
+        return model.apply(v, X, jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch), train=False)
+
+    chex.clear_trace_counter()
+    for k in range(3):
+        forward(v, space.init_arch(jax.random.PRNGKey(10 + k)))
+
+
+def test_bad_weights_and_inputs_are_clear_errors():
+    space, model = _tiny("nb201")
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    with pytest.raises(ValueError, match=r"weights\['cell'\] must have shape \(6, 5\), got \(6, 4\)"):
+        model.init(jax.random.PRNGKey(0), X, {"cell": jnp.zeros((6, 4))}, train=False)
+    with pytest.raises(ValueError, match="must be a dict with keys \\['cell'\\]"):
+        model.init(jax.random.PRNGKey(0), X, get_space("darts").init_arch(jax.random.PRNGKey(0)), train=False)
+    with pytest.raises(ValueError, match="expected an NHWC image batch"):
+        model.init(jax.random.PRNGKey(0), X[0], arch, train=False)
+    assert get_cnn_genotype("DARTS_V2") is not None
