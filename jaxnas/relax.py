@@ -196,6 +196,11 @@ def register_relaxation(relaxation: Relaxation, name: str | None = None) -> Rela
 # temperature schedules: step -> temperature (jnp, so they trace)
 
 
+def _lerp(start, end, frac):
+    """``start`` at 0 and exactly ``end`` at 1."""
+    return jnp.float32(start) * (1.0 - frac) + jnp.float32(end) * frac
+
+
 def constant(value: float) -> Schedule:
     """The same temperature at every step."""
 
@@ -211,7 +216,7 @@ def linear(start: float, end: float, steps: int) -> Schedule:
 
     def schedule(step):
         frac = jnp.clip(jnp.asarray(step, jnp.float32) / steps, 0.0, 1.0)
-        return jnp.float32(start) + (jnp.float32(end) - jnp.float32(start)) * frac
+        return _lerp(start, end, frac)
 
     return schedule
 
@@ -234,7 +239,7 @@ def gdas_temperature(epochs: int, steps_per_epoch: int, start: float = 10.0, end
 
     def schedule(step):
         epoch = jnp.minimum(jnp.asarray(step, jnp.int32) // steps_per_epoch, span).astype(jnp.float32)
-        return jnp.float32(start) - (jnp.float32(start) - jnp.float32(end)) * epoch / span
+        return _lerp(start, end, epoch / span)
 
     return schedule
 

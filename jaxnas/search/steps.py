@@ -1,0 +1,483 @@
+"""Search steps: one jitted function ``(state, batch, val_batch=None) -> (state, metrics)`` per set-up.
+
+The supernet is any callable following the supernet convention (a flax module's ``apply``)::
+
+    logits, updates = model_apply({'params': p, 'batch_stats': bs}, x, weights, train=True, hard=hard,
+                                  mutable=['batch_stats'])
+
+with ``weights = relaxation(arch, key, temperature)`` shaped like the architecture parameters. Architecture parameters
+live in :class:`SearchState`, never in the model, so changing their values never recompiles the step.
+
+Modes (``make_step(mode=...)``):
+
+``"weights"``      weights only on the train batch (SPOS supernet training, warm-up epochs); arch untouched.
+``"single"``       Single-DARTS: weights and architecture parameters from one loss on the same batch.
+``"bilevel-1st"``  DARTS first order: arch step on the val batch at the current weights, then the weight step on the
+                   train batch with the updated arch.
+``"bilevel-2nd"``  DARTS second order: the arch gradient of ``L_val(w - xi * grad_w L_train(w, a), a)``, either exact
+                   (JAX differentiates through the unrolled update, ``hessian="exact"``) or with DARTS's
+                   finite-difference Hessian-vector product (``hessian="finite_difference"``); then the weight step.
+
+Batches are ``(inputs, labels)`` tuples or mappings with ``"image"`` and ``"label"``. In the bi-level modes the BN
+running statistics come from the weight step's train batch (the arch step's statistics are dropped).
+Metrics: ``loss``, ``accuracy`` (train batch, weight step), ``val_loss``, ``val_accuracy`` (bi-level: at the weights the
+arch gradient was taken at, i.e. the unrolled ones for second order; other modes: only when a ``val_batch`` is given,
+a forward pass), ``temperature``, ``lr`` (when the weight optimizer exposes it) and ``penalty`` (with ``arch_penalty``).
+
+Data parallel: pass ``mesh=jaxnas.search.parallel.data_mesh()``; see :mod:`jaxnas.search.parallel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxnas import relax as relax_lib
+
+MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")
+HESSIANS = ("exact", "finite_difference")
+ARCH_MODES = ("single", "bilevel-1st", "bilevel-2nd")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# state
+
+
+@flax.struct.dataclass
+class SearchState:
+    """Everything a search step reads and writes; a pytree (checkpoint it as is)."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    arch: Any
+    w_opt_state: Any
+    a_opt_state: Any
+    key: jax.Array
+
+    @classmethod
+    def create(cls, params, batch_stats, arch, w_optimizer, a_optimizer=None, key=None) -> "SearchState":
+        """Optimizer states from the optimizers; ``a_optimizer=None`` (weights-only search) leaves ``a_opt_state=None``."""
+        relax_lib.validate_arch(arch)
+        if key is None:
+            key = jax.random.key(0)
+        return cls(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats=batch_stats if batch_stats is not None else {},
+            arch=arch,
+            w_opt_state=w_optimizer.init(params),
+            a_opt_state=None if a_optimizer is None else a_optimizer.init(arch),
+            key=key,
+        )
+
+
+def init_search_state(
+    model: nn.Module,
+    arch,
+    sample_input,
+    key: jax.Array,
+    w_optimizer: optax.GradientTransformation,
+    a_optimizer: optax.GradientTransformation | None = None,
+    *,
+    space=None,
+) -> SearchState:
+    """Initialise the supernet with softmax weights of ``arch`` and build the state.
+
+    With ``space`` given, ``arch`` must have the shapes of ``space.init_arch`` (ValueError naming the difference).
+    """
+    relax_lib.validate_arch(arch)
+    if space is not None:
+        relax_lib.check_same_tree(
+            arch, jax.eval_shape(space.init_arch, jax.random.key(0)), ref_what=f"{getattr(space, 'name', 'space')}"
+        )
+    k_init, k_state = jax.random.split(key)
+    weights = relax_lib.softmax(arch)
+    try:
+        variables = jax.jit(functools.partial(model.init, train=False))(k_init, sample_input, weights)
+    except (TypeError, KeyError, IndexError) as e:
+        shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), arch)
+        raise ValueError(f"the supernet rejected edge weights shaped {shapes}: {e}") from e
+    return SearchState.create(
+        variables["params"], variables.get("batch_stats", {}), arch, w_optimizer, a_optimizer, k_state
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# optimizers
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """Optimizers of a differentiable search (defaults: DARTS).
+
+    Weights: SGD with momentum, cosine learning rate ``w_lr -> w_lr_min`` over the run, coupled weight decay (added to
+    the gradient, as PyTorch's SGD does), global-norm gradient clipping (before the decay, as in DARTS).
+    Architecture: Adam with coupled weight decay.
+    """
+
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_nesterov: bool = False
+    w_weight_decay: float = 3e-4
+    w_grad_clip: float | None = 5.0
+    a_lr: float = 3e-4
+    a_b1: float = 0.5
+    a_b2: float = 0.999
+    a_weight_decay: float = 1e-3
+
+    def __post_init__(self):
+        for name in ("w_lr", "a_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"OptimConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("w_lr_min", "w_momentum", "w_weight_decay", "a_weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"OptimConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.w_grad_clip is not None and not self.w_grad_clip > 0:
+            raise ValueError(f"OptimConfig.w_grad_clip must be > 0 or None, got {self.w_grad_clip}")
+
+
+def make_weight_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
+    """Cosine decay from ``cfg.w_lr`` to ``cfg.w_lr_min`` over ``total_steps``."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    return optax.cosine_decay_schedule(cfg.w_lr, int(total_steps), alpha=cfg.w_lr_min / cfg.w_lr)
+
+
+def make_weight_optimizer(cfg: OptimConfig, total_steps: int) -> optax.GradientTransformation:
+    """clip -> coupled weight decay -> SGD momentum with the cosine schedule.
+
+    Wrapped in ``optax.inject_hyperparams`` so the state carries the learning rate (logged as ``lr`` and used as the
+    default ``xi`` of the second-order step).
+    """
+
+    def chain(learning_rate):
+        parts = []
+        if cfg.w_grad_clip is not None:
+            parts.append(optax.clip_by_global_norm(cfg.w_grad_clip))
+        if cfg.w_weight_decay:
+            parts.append(optax.add_decayed_weights(cfg.w_weight_decay))
+        parts.append(optax.sgd(learning_rate, momentum=cfg.w_momentum or None, nesterov=cfg.w_nesterov))
+        return optax.chain(*parts)
+
+    return optax.inject_hyperparams(chain)(learning_rate=make_weight_schedule(cfg, total_steps))
+
+
+def make_arch_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+    """Coupled weight decay -> Adam(``a_lr``, ``a_b1``, ``a_b2``), as PyTorch's Adam(weight_decay=...) in DARTS."""
+    parts = []
+    if cfg.a_weight_decay:
+        parts.append(optax.add_decayed_weights(cfg.a_weight_decay))
+    parts.append(optax.adam(cfg.a_lr, b1=cfg.a_b1, b2=cfg.a_b2))
+    return optax.chain(*parts)
+
+
+def current_learning_rate(opt_state) -> jax.Array | None:
+    """The ``learning_rate`` an ``inject_hyperparams`` optimizer state carries (the latest update's), else None."""
+    hyper = getattr(opt_state, "hyperparams", None)
+    if isinstance(hyper, Mapping) and "learning_rate" in hyper:
+        return hyper["learning_rate"]
+    if isinstance(opt_state, (tuple, list)):
+        for sub in opt_state:
+            lr = current_learning_rate(sub)
+            if lr is not None:
+                return lr
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# losses and batches
+
+
+def cross_entropy(logits, labels) -> jax.Array:
+    """Mean softmax cross-entropy with integer labels."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def accuracy(logits, labels) -> jax.Array:
+    return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+
+def unpack_batch(batch):
+    """``(inputs, labels)`` from a 2-tuple or a mapping with ``image`` and ``label``."""
+    if isinstance(batch, Mapping):
+        missing = [k for k in ("image", "label") if k not in batch]
+        if missing:
+            raise ValueError(f"a batch mapping needs keys 'image' and 'label'; missing {missing}, got {sorted(batch)}")
+        return batch["image"], batch["label"]
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError(f"a batch is (inputs, labels) or a mapping with 'image' and 'label', got {type(batch).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the bi-level arch gradient
+
+
+def unrolled_arch_grad(
+    train_loss: Callable[[Any, Any], jax.Array],
+    val_loss: Callable[[Any, Any], tuple[jax.Array, Any]],
+    params,
+    arch,
+    xi,
+    hessian: str = "exact",
+    fd_radius: float = 0.01,
+):
+    """Gradient in ``arch`` of ``L_val(w', a)`` with ``w' = w - xi * grad_w L_train(w, a)``.
+
+    ``train_loss(params, arch) -> scalar`` and ``val_loss(params, arch) -> (scalar, aux)`` must be deterministic
+    (close over any sampling key). ``hessian="exact"`` differentiates through the unrolled update (a Hessian-vector
+    product computed by JAX); ``"finite_difference"`` is DARTS's approximation
+    ``grad_a L_val(w', a) - xi * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)``,
+    ``w± = w ± eps * grad_w' L_val(w', a)``, ``eps = fd_radius / ||grad_w' L_val||``.
+
+    Returns ``(val_value, aux, arch_grad)`` with the value and aux at ``w'``.
+    """
+    if hessian not in HESSIANS:
+        raise ValueError(f"unknown hessian {hessian!r}; allowed: {', '.join(HESSIANS)}")
+
+    def unrolled_params(a):
+        g = jax.grad(train_loss)(params, a)
+        return jax.tree_util.tree_map(lambda p, gp: p - xi * gp, params, g)
+
+    if hessian == "exact":
+
+        def objective(a):
+            return val_loss(unrolled_params(a), a)
+
+        (value, aux), grad = jax.value_and_grad(objective, has_aux=True)(arch)
+        return value, aux, grad
+
+    w_prime = unrolled_params(arch)
+    (value, aux), (d_w, d_a) = jax.value_and_grad(val_loss, argnums=(0, 1), has_aux=True)(w_prime, arch)
+    eps = fd_radius / (optax.tree.norm(d_w) + 1e-12)
+    w_plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, params, d_w)
+    w_minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, params, d_w)
+    g_plus = jax.grad(train_loss, argnums=1)(w_plus, arch)
+    g_minus = jax.grad(train_loss, argnums=1)(w_minus, arch)
+    grad = jax.tree_util.tree_map(lambda da, gp, gm: da - xi * (gp - gm) / (2 * eps), d_a, g_plus, g_minus)
+    return value, aux, grad
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the step factory
+
+
+def make_step(
+    model_apply,
+    *,
+    mode: str = "bilevel-1st",
+    relaxation: str | relax_lib.Relaxation = "softmax",
+    w_optimizer: optax.GradientTransformation,
+    a_optimizer: optax.GradientTransformation | None = None,
+    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = cross_entropy,
+    temperature: float | Callable[[jax.Array], jax.Array] = 1.0,
+    arch_penalty: Callable[[Any], jax.Array] | None = None,
+    xi: float | Callable[[jax.Array], jax.Array] | None = None,
+    hessian: str = "exact",
+    fd_radius: float = 0.01,
+    mesh: jax.sharding.Mesh | None = None,
+    donate: bool = True,
+    jit: bool = True,
+) -> Callable:
+    """Build ``step(state, batch, val_batch=None) -> (state, metrics)``.
+
+    Args:
+      model_apply: a supernet module or its ``apply`` (the supernet calling convention above).
+      mode: one of :data:`MODES`; the bi-level ones need ``val_batch``.
+      relaxation: a name in :data:`jaxnas.relax.RELAXATIONS` (or alias) or a :class:`~jaxnas.relax.Relaxation`;
+        its ``hard`` flag is passed to the supernet as ``hard=``.
+      w_optimizer / a_optimizer: optax transformations for weights / architecture parameters (see
+        :func:`make_weight_optimizer`, :func:`make_arch_optimizer`); ``a_optimizer`` only for arch-updating modes.
+      loss_fn: ``(logits, labels) -> scalar``.
+      temperature: a number or a schedule ``step -> temperature`` (:mod:`jaxnas.relax`), evaluated on ``state.step``.
+      arch_penalty: extra term ``weights -> scalar`` added to the architecture objective (e.g. expected latency).
+      xi: inner learning rate of the second-order unroll: a number or ``step -> xi``; ``None`` (DARTS) takes the
+        learning rate of this step's weight update from an ``inject_hyperparams`` weight optimizer (as
+        :func:`make_weight_optimizer` builds).
+      hessian: ``"exact"`` or ``"finite_difference"`` (second order only); ``fd_radius``: DARTS's 0.01.
+      mesh: a device mesh with a ``'data'`` axis: batches sharded over it, state replicated.
+      donate: donate the input state's buffers. jit: return the plain (un-jitted) function when False.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown search mode {mode!r}; allowed: {', '.join(MODES)}")
+    if hessian not in HESSIANS:
+        raise ValueError(f"unknown hessian {hessian!r}; allowed: {', '.join(HESSIANS)}")
+    relaxation = relax_lib.get_relaxation(relaxation)
+    updates_arch = mode in ARCH_MODES
+    if updates_arch and a_optimizer is None:
+        raise ValueError(f"mode {mode!r} updates the architecture: give a_optimizer (e.g. make_arch_optimizer(cfg))")
+    if updates_arch and not relaxation.differentiable:
+        raise ValueError(
+            f"relaxation {relaxation.name!r} gives no gradient to the architecture; use mode='weights' with it "
+            f"(arch-updating modes {', '.join(ARCH_MODES)} need a differentiable relaxation)"
+        )
+    if mode == "bilevel-2nd" and xi is None:
+        probe = jax.eval_shape(w_optimizer.init, {"w": jax.ShapeDtypeStruct((1,), jnp.float32)})
+        if current_learning_rate(probe) is None:
+            raise ValueError(
+                "mode 'bilevel-2nd' needs xi (a number or step -> xi); it can only default to the weight learning rate "
+                "when w_optimizer is an optax.inject_hyperparams optimizer (make_weight_optimizer builds one)"
+            )
+    apply = model_apply.apply if isinstance(model_apply, nn.Module) else model_apply
+    temperature_at = relax_lib.as_schedule(temperature)
+    hard = relaxation.hard
+
+    def forward(params, batch_stats, x, weights):
+        variables = {"params": params}
+        if batch_stats:
+            variables["batch_stats"] = batch_stats
+        logits, updates = apply(variables, x, weights, train=True, hard=hard, mutable=["batch_stats"])
+        return logits, updates.get("batch_stats", batch_stats)
+
+    def loss_of(params, arch, batch_stats, batch, key, temp):
+        """(loss, (logits, new batch stats, weights)) of one batch under one sample of the relaxation."""
+        x, y = unpack_batch(batch)
+        weights = relaxation(arch, key, temp)
+        logits, new_bs = forward(params, batch_stats, x, weights)
+        return loss_fn(logits, y), (logits, new_bs, weights)
+
+    def penalty_of(weights):
+        return arch_penalty(weights) if arch_penalty is not None else jnp.zeros((), jnp.float32)
+
+    def weight_update(state, arch, batch, key, temp):
+        def objective(p):
+            return loss_of(p, arch, state.batch_stats, batch, key, temp)
+
+        (loss, (logits, new_bs, _)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, w_opt_state = w_optimizer.update(grads, state.w_opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        _, y = unpack_batch(batch)
+        return params, new_bs, w_opt_state, {"loss": loss, "accuracy": accuracy(logits, y)}
+
+    def arch_update(state, grads):
+        updates, a_opt_state = a_optimizer.update(grads, state.a_opt_state, state.arch)
+        return optax.apply_updates(state.arch, updates), a_opt_state
+
+    def upcoming_lr(state):
+        """The learning rate of this step's weight update, from an ``inject_hyperparams`` optimizer (else None).
+
+        Read off a probe update with zero gradients; XLA drops everything of it but the learning rate.
+        """
+        if current_learning_rate(state.w_opt_state) is None:
+            return None
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+        _, probe = w_optimizer.update(zeros, state.w_opt_state, state.params)
+        return current_learning_rate(probe)
+
+    def xi_at(state):
+        if xi is None:
+            return upcoming_lr(state)
+        return xi(state.step) if callable(xi) else xi
+
+    def step(state: SearchState, batch, val_batch=None):
+        if mode.startswith("bilevel") and val_batch is None:
+            raise ValueError(f"mode {mode!r} needs a val_batch: step(state, batch, val_batch)")
+        temp = temperature_at(state.step)
+        key, k_w, k_a, k_t = jax.random.split(state.key, 4)
+        metrics = {"temperature": jnp.asarray(temp, jnp.float32)}
+        arch, a_opt_state = state.arch, state.a_opt_state
+
+        if mode == "single":
+
+            def objective(p, a):
+                loss, aux = loss_of(p, a, state.batch_stats, batch, k_w, temp)
+                pen = penalty_of(aux[2])
+                return loss + pen, (loss, pen, aux)
+
+            (_, (loss, pen, (logits, new_bs, _))), (g_w, g_a) = jax.value_and_grad(
+                objective, argnums=(0, 1), has_aux=True
+            )(state.params, state.arch)
+            w_updates, w_opt_state = w_optimizer.update(g_w, state.w_opt_state, state.params)
+            params = optax.apply_updates(state.params, w_updates)
+            arch, a_opt_state = arch_update(state, g_a)
+            _, y = unpack_batch(batch)
+            metrics.update(loss=loss, accuracy=accuracy(logits, y))
+            if arch_penalty is not None:
+                metrics["penalty"] = pen
+        else:
+            if mode in ("bilevel-1st", "bilevel-2nd"):
+
+                def val_loss(p, a):
+                    loss, (logits, _, weights) = loss_of(p, a, state.batch_stats, val_batch, k_a, temp)
+                    pen = penalty_of(weights)
+                    return loss + pen, (loss, pen, logits)
+
+                if mode == "bilevel-1st":
+                    (_, (v_loss, pen, v_logits)), g_a = jax.value_and_grad(val_loss, argnums=1, has_aux=True)(
+                        state.params, state.arch
+                    )
+                else:
+
+                    def train_loss(p, a):
+                        return loss_of(p, a, state.batch_stats, batch, k_t, temp)[0]
+
+                    _, (v_loss, pen, v_logits), g_a = unrolled_arch_grad(
+                        train_loss, val_loss, state.params, state.arch, xi_at(state), hessian, fd_radius
+                    )
+                arch, a_opt_state = arch_update(state, g_a)
+                _, v_y = unpack_batch(val_batch)
+                metrics.update(val_loss=v_loss, val_accuracy=accuracy(v_logits, v_y))
+                if arch_penalty is not None:
+                    metrics["penalty"] = pen
+            params, new_bs, w_opt_state, w_metrics = weight_update(state, arch, batch, k_w, temp)
+            metrics.update(w_metrics)
+
+        if val_batch is not None and mode in ("weights", "single"):
+            v_loss, (v_logits, _, _) = loss_of(params, arch, new_bs, val_batch, k_a, temp)
+            metrics.update(val_loss=v_loss, val_accuracy=accuracy(v_logits, unpack_batch(val_batch)[1]))
+        lr = current_learning_rate(w_opt_state)  # the one this step's weight update used
+        if lr is not None:
+            metrics["lr"] = jnp.asarray(lr, jnp.float32)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=params,
+            batch_stats=new_bs,
+            arch=arch,
+            w_opt_state=w_opt_state,
+            a_opt_state=a_opt_state,
+            key=key,
+        )
+        return new_state, metrics
+
+    if not jit:
+        return step
+    if mesh is not None:
+        from jaxnas.search import parallel
+
+        return parallel.jit_data_parallel(step, mesh, donate=donate)
+    jitted = jax.jit(step, donate_argnums=(0,) if donate else ())
+
+    def run(state, batch, val_batch=None):
+        return jitted(state, batch, val_batch)
+
+    run.jitted = jitted
+    return run
+
+
+__all__ = [
+    "ARCH_MODES",
+    "HESSIANS",
+    "MODES",
+    "OptimConfig",
+    "SearchState",
+    "accuracy",
+    "cross_entropy",
+    "current_learning_rate",
+    "init_search_state",
+    "make_arch_optimizer",
+    "make_step",
+    "make_weight_optimizer",
+    "make_weight_schedule",
+    "unpack_batch",
+    "unrolled_arch_grad",
+]
