@@ -224,6 +224,18 @@ def reward_objective(bench: NB201Bench, dataset: str, metric: str = "valid_acc_1
     return lambda cands: table[bench.code(cands)]
 
 
+@lru_cache(maxsize=16)
+def _cached_objective(dataset: str, metric: str):
+    return reward_objective(load(), dataset, metric)
+
+
+@lru_cache(maxsize=16)
+def _cached_strategy(name: str, kwargs: tuple):
+    from jaxnas import strategies
+
+    return strategies.get_strategy(name, load().space, **dict(kwargs))
+
+
 def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 100, runs: int = 100, seed: int = 0,
                        reward: str = "valid_acc_12ep", report: str = "test_acc", **strategy_kwargs) -> dict:
     """Simulate ``runs`` searches of ``queries`` table look-ups each (vmapped, jitted) and summarise them.
@@ -246,9 +258,9 @@ def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 1
     column_name(ds, reward), column_name(ds, report)  # validate the metric names
     if strategy == "bo":
         strategy_kwargs.setdefault("capacity", max(int(queries), 2))
-    strat = strategies.get_strategy(strategy, bench.space, **strategy_kwargs)
+    strat = _cached_strategy(strategy, tuple(sorted(strategy_kwargs.items())))  # same objects: no recompiles
     start = time.perf_counter()
-    hist = strategies.simulate_runs(strat, reward_objective(bench, ds, reward), int(queries), int(seed), int(runs))
+    hist = strategies.simulate_runs(strat, _cached_objective(ds, reward), int(queries), int(seed), int(runs))
     best = np.asarray(jax.device_get(hist.best))
     seconds = time.perf_counter() - start
     rows = bench.index(best)

@@ -21,6 +21,7 @@ server).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -56,14 +57,15 @@ def categorical(num_choices, decode: Callable | None = None) -> ArraySpace:
         u = jax.random.uniform(key, (len(sizes),))
         return jnp.minimum((u * n).astype(jnp.int32), n - 1)
 
+    mutable = np.array([p for p, size in enumerate(sizes) if size > 1], np.int32)  # static
+
     def mutate(key, x):
-        k_pos, k_shift = jax.random.split(key)
-        mutable = n > 1  # positions with a single value cannot change
-        p = jax.random.choice(k_pos, len(sizes), p=mutable / jnp.maximum(mutable.sum(), 1))
-        shift = 1 + (jax.random.uniform(k_shift) * (n[p] - 1)).astype(jnp.int32)
-        shift = jnp.minimum(shift, jnp.maximum(n[p] - 1, 1))
-        new = jnp.where(n[p] > 1, (x[p] + shift) % n[p], x[p])
-        return x.at[p].set(new.astype(x.dtype))
+        if mutable.size == 0:
+            return x
+        u = jax.random.uniform(key, (2,))  # one draw for both choices: cheap to compile under vmap
+        p = jnp.asarray(mutable)[jnp.minimum((u[0] * mutable.size).astype(jnp.int32), mutable.size - 1)]
+        shift = 1 + jnp.minimum((u[1] * (n[p] - 1)).astype(jnp.int32), n[p] - 2)  # 1 .. n[p]-1: a new value
+        return x.at[p].set(((x[p] + shift) % n[p]).astype(x.dtype))
 
     def encode(x):
         return jnp.zeros((width,), jnp.float32).at[offsets + x].set(1.0)
@@ -111,6 +113,7 @@ class History(NamedTuple):
     rewards: jax.Array  # (Q,)
     best: jax.Array  # (D,)
     best_reward: jax.Array  # ()
+    state: Any = None  # the strategy's final state (e.g. a REINFORCE policy)
 
 
 def simulate(strategy: Strategy, objective: Callable[[jax.Array], jax.Array], num_queries: int,
@@ -130,11 +133,11 @@ def simulate(strategy: Strategy, objective: Callable[[jax.Array], jax.Array], nu
         state = strategy.tell(state, cands, rewards)
         return state, (cands, rewards)
 
-    _, (cands, rewards) = jax.lax.scan(step, strategy.init(key), None, length=steps)
+    state, (cands, rewards) = jax.lax.scan(step, strategy.init(key), None, length=steps)
     cands = cands.reshape(-1, cands.shape[-1])[:num_queries]
     rewards = rewards.reshape(-1)[:num_queries]
     i = jnp.argmax(rewards)
-    return History(cands, rewards, cands[i], rewards[i])
+    return History(cands, rewards, cands[i], rewards[i], state)
 
 
 def simulate_runs(strategy: Strategy, objective: Callable, num_queries: int, seed: int, runs: int) -> History:
@@ -142,8 +145,13 @@ def simulate_runs(strategy: Strategy, objective: Callable, num_queries: int, see
     if int(runs) < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     keys = jax.random.split(jax.random.PRNGKey(seed), int(runs))
-    fn = jax.jit(jax.vmap(lambda k: simulate(strategy, objective, num_queries, k)))
-    return fn(keys)
+    return _runner(strategy, objective, int(num_queries))(keys)
+
+
+@functools.lru_cache(maxsize=32)
+def _runner(strategy: Strategy, objective: Callable, num_queries: int):
+    """One compiled, vmapped simulation per (strategy, objective, budget): repeated calls do not recompile."""
+    return jax.jit(jax.vmap(lambda k: simulate(strategy, objective, num_queries, k)))
 
 
 def run(strategy: Strategy, evaluate: Callable[[Any], float], num_queries: int, key: jax.Array,

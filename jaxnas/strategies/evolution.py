@@ -37,7 +37,7 @@ def regularized_evolution(space, population_size: int = 10, tournament_size: int
 
     def child(state, key):
         k_pick, k_mut = jax.random.split(key)
-        members = jax.random.choice(k_pick, P, (S,), replace=False)
+        members = jax.lax.top_k(jax.random.uniform(k_pick, (P,)), S)[1]  # S distinct members, uniformly
         parent = state.population[members[jnp.argmax(state.rewards[members])]]
         return aspace.mutate(k_mut, parent)
 

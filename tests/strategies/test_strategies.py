@@ -1,0 +1,85 @@
+"""Every discrete strategy: finds the optimum of a small synthetic objective, is reproducible by seed, and keeps the
+ask/tell contract (shapes, batches, host loop)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas import strategies
+from jaxnas.spaces import NB201Space, get_space
+
+SPACE = strategies.categorical((3, 4, 3, 4, 3))  # 432 cells
+TARGET = jnp.array([2, 0, 1, 3, 2])
+# budget per strategy: random search needs a good share of the space, the others far less
+BUDGET = {"random": 2000, "rea": 120, "reinforce": 150, "bo": 40}
+KWARGS = {"bo": {"capacity": 40, "pool_size": 64, "batch_size": 2}}  # BO also covers batched asks
+
+
+def objective(cands):
+    """Number of positions equal to TARGET's, plus a small bonus per position for being close: unique optimum 5."""
+    return (cands == TARGET).sum(-1) - 0.01 * jnp.abs(cands - TARGET).sum(-1)
+
+
+@pytest.mark.parametrize("name", list(strategies.STRATEGIES))
+def test_finds_the_optimum_of_a_synthetic_objective_reproducibly(name):
+    strat = strategies.get_strategy(name, SPACE, **KWARGS.get(name, {}))
+    hist = strategies.simulate_runs(strat, objective, BUDGET[name], seed=0, runs=4)
+    np.testing.assert_array_equal(np.asarray(hist.best), np.tile(np.asarray(TARGET), (4, 1)))
+    assert np.all(np.asarray(hist.best_reward) == 5.0)
+    assert hist.candidates.shape == (4, BUDGET[name], 5) and hist.rewards.shape == (4, BUDGET[name])
+    assert np.all(np.asarray(hist.candidates) < np.asarray(SPACE.num_choices))
+    np.testing.assert_array_equal(hist.rewards, objective(hist.candidates))
+    # same seed, same runs; another seed, other runs; the runs of one call differ from each other
+    again = strategies.simulate_runs(strat, objective, BUDGET[name], seed=0, runs=4)
+    other = strategies.simulate_runs(strat, objective, BUDGET[name], seed=1, runs=4)
+    np.testing.assert_array_equal(hist.candidates, again.candidates)
+    assert not np.array_equal(hist.candidates, other.candidates)
+    assert not np.array_equal(hist.candidates[0], hist.candidates[1])
+    if name == "reinforce":  # the policy itself ends on the optimum
+        np.testing.assert_array_equal(jax.vmap(strategies.policy_argmax)(hist.state), np.tile(TARGET, (4, 1)))
+    if name == "rea":  # the final population holds the last 10 children, in order of arrival
+        np.testing.assert_array_equal(hist.state.rewards[:, (BUDGET[name] - 1) % 10], hist.rewards[:, -1])
+
+
+@pytest.mark.parametrize("name", ["random", "rea", "reinforce"])  # bo on NB201: tests/commands/test_bench.py
+def test_batched_asks_on_nb201(name):
+    space = NB201Space()
+    strat = strategies.get_strategy(name, space, batch_size=3)
+    hist = strategies.simulate(strat, lambda c: c.sum(-1).astype(jnp.float32), 7, jax.random.PRNGKey(1))
+    assert hist.candidates.shape == (7, 6) and hist.candidates.dtype == jnp.int32  # ceil(7 / 3) asks
+    genotype = strat.space.decode(np.asarray(hist.best))
+    assert space.validate(genotype) and len(genotype.ops) == 6
+
+
+def test_host_loop_with_genotypes():
+    space = NB201Space()
+    strat = strategies.regularized_evolution(space)
+    seen = []
+    best, reward, history = strategies.run(
+        strat, lambda g: float(g.ops.count("nor_conv_3x3")), 30, jax.random.PRNGKey(0),
+        callback=lambda i, g, r: seen.append(i))
+    assert len(history) == 30 and seen == list(range(30))
+    assert reward == max(r for _, r in history) and space.validate(best)
+
+
+def test_evolution_ages_out_the_oldest_member():
+    strat = strategies.regularized_evolution(SPACE, population_size=3, tournament_size=2)
+    state = strat.init(jax.random.PRNGKey(0))
+    for k in range(5):
+        state = strat.tell(state, jnp.full((1, 5), k % 3, jnp.int32), jnp.array([10.0 - k]))
+    # members 0 and 1 (the best rewards) are gone: the population holds the 3 most recent, whatever their reward
+    assert sorted(np.asarray(state.rewards).tolist()) == [6.0, 7.0, 8.0]
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown strategy 'sa'; allowed: random, rea, reinforce, bo"):
+        strategies.get_strategy("sa", SPACE)
+    with pytest.raises(ValueError, match="no array view for search space DartsSpace"):
+        strategies.get_strategy("random", get_space("darts"))
+    with pytest.raises(ValueError, match="tournament_size"):
+        strategies.regularized_evolution(SPACE, population_size=2, tournament_size=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        strategies.random_search(SPACE, batch_size=0)
+    with pytest.raises(ValueError, match="num_choices"):
+        strategies.categorical(())
