@@ -57,13 +57,17 @@ def main(argv=None):
     with open(args.table) as f:
         rows = list(csv.DictReader(f))[: args.limit]
     start = time.time()
-    chunks = [rows[i :: args.workers] for i in range(args.workers)]
-    if args.workers > 1:
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            parts = pool.map(check_rows, chunks)
-    else:
-        parts = [check_rows(rows)]
-    results = [r for part in parts for r in part]
+    chunks = [rows[i : i + 125] for i in range(0, len(rows), 125)]
+    results = []
+    pool = mp.get_context("spawn").Pool(args.workers) if args.workers > 1 else None
+    parts = pool.imap(check_rows, chunks) if pool else map(check_rows, chunks)
+    for part in parts:
+        results += part
+        done = len(results) // len(DATASETS)
+        print(f"checked {done}/{len(rows)} cells, {time.time() - start:.0f} s, "
+              f"param mismatches so far: {sum(r[3] != r[4] for r in results)}", file=sys.stderr, flush=True)
+    if pool:
+        pool.close()
     param_bad = [r for r in results if r[3] != r[4]]
     flop_err = [abs(r[5] - r[6]) / r[6] for r in results if r[6] > 0]
     flop_bad = [r for r in results if r[6] > 0 and abs(r[5] - r[6]) / r[6] > 0.01]
