@@ -46,9 +46,9 @@ from jaxnas.checkpoint import Checkpoints, save_arrays
 from jaxnas.search import parallel
 from jaxnas.search.steps import (
     OptimConfig,
+    SearchState,
     accuracy,
     cross_entropy,
-    init_search_state,
     make_arch_optimizer,
     make_step,
     make_weight_optimizer,
@@ -292,6 +292,19 @@ def fit_images(ds, size: int):
     return dataclasses.replace(ds, images=images)
 
 
+def init_state(model, arch, image_shape, key, w_opt, a_opt) -> SearchState:
+    """:func:`jaxnas.search.init_search_state`, with ``model.init`` jitted: one compilation (kept by the persistent
+    cache) instead of dispatching every initialiser op by op, which takes seconds for a supernet."""
+    k_init, k_state = jax.random.split(key)
+
+    @jax.jit
+    def init(k, a):
+        return model.init(k, jnp.zeros((1, *image_shape), jnp.float32), relax_lib.softmax(a), train=False)
+
+    variables = init(k_init, arch)
+    return SearchState.create(variables["params"], variables.get("batch_stats", {}), arch, w_opt, a_opt, k_state)
+
+
 def load_search_data(config: SearchConfig):
     """``(weights_half, arch_half, num_classes)`` of the config's data set."""
     from jaxnas import data
@@ -464,7 +477,7 @@ def run_search(config: SearchConfig) -> SearchResult:
     k_arch, k_init = jax.random.split(jax.random.key(cfg.seed))
     arch = space.init_arch(k_arch)
     h, w, c = w_half.image_shape
-    state = init_search_state(model, arch, jnp.zeros((1, h, w, c), jnp.float32), k_init, w_opt, a_opt, space=space)
+    state = init_state(model, arch, (h, w, c), k_init, w_opt, a_opt)
     temperature = temperature_schedule(cfg, spe)
     common = dict(relaxation=cfg.relaxation, w_optimizer=w_opt, temperature=temperature, mesh=mesh)
     steps = {"weights": make_step(model, mode="weights", **common)}

@@ -294,7 +294,8 @@ def train_and_evaluate(config: TrainConfig) -> TrainResult:
     optimizer = make_optimizer(cfg, total)
     k_init, k_state = jax.random.split(jax.random.key(cfg.seed))
     hh, ww, cc = train.image_shape
-    variables = model.init({"params": k_init, "dropout": k_init}, jnp.zeros((2, hh, ww, cc), jnp.float32), train=False)
+    variables = jax.jit(lambda k: model.init({"params": k, "dropout": k}, jnp.zeros((2, hh, ww, cc), jnp.float32),
+                                             train=False))(k_init)
     params = variables["params"]
     state = TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}), optimizer.init(params),
                        k_state)

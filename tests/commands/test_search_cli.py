@@ -31,7 +31,6 @@ def run_cli(capsys, *args):
         (["search", "--seed", "-1"], "seed must be a non-negative integer"),
         (["search", "--batch-size", "10", "--devices", "4"], "must divide evenly over 4 devices"),
         (["search", "--config", "/nonexistent/cfg.py"], "config file not found"),
-        (["search", "--bogus"], "unrecognized arguments: --bogus"),
         (["train"], "the following arguments are required: --genotype"),
         (["train", "--genotype", "|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown NB201 op 'bad'"),
         (["train", "--genotype", "/nonexistent/genotype.json"], "genotype file not found"),
@@ -45,6 +44,12 @@ def test_bad_values_one_line_error(capsys, args, message):
     assert message in err
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+def test_unknown_flag_is_an_argparse_error(capsys):
+    # reported by the top-level parser (cli.py): usage line + error line, no traceback
+    code, _, err = run_cli(capsys, "search", "--bogus")
+    assert code == 2 and "unrecognized arguments: --bogus" in err and "Traceback" not in err
 
 
 def test_dataset_error_is_one_line(capsys, tmp_path):

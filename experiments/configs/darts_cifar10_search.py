@@ -1,0 +1,45 @@
+"""DARTS CIFAR-10 search (the DARTS paper's search set-up).
+
+Run (full scale, one GPU or several with --devices; CIFAR-10 comes from TFDS):
+
+    jaxnas search --config experiments/configs/darts_cifar10_search.py               # second order (DARTS V2)
+    jaxnas search --config experiments/configs/darts_cifar10_search.py:first_order  # DARTS V1
+    jaxnas search --config experiments/configs/darts_cifar10_search.py:quick        # a few minutes on a laptop CPU
+
+then evaluate the derived cell as in the paper (600 epochs, C=36, 20 cells, auxiliary 0.4, drop-path 0.2, cutout 16):
+
+    jaxnas train --genotype runs/darts_cifar10/genotype.json --dataset cifar10 --epochs 600 --steps-per-epoch 0 \\
+        --batch-size 96 --channels 36 --layers 20 --workdir runs/darts_cifar10_eval
+
+Set-up: DARTS search network C=16, 8 cells, CIFAR-10 training set split 25k / 25k, 50 epochs, batch 64, SGD
+momentum 0.9, lr 0.025 -> 0.001 cosine, weight decay 3e-4, gradient clip 5; architecture Adam(3e-4, betas 0.5/0.999),
+weight decay 1e-3; second order with the exact Hessian-vector product (``hessian="finite_difference"`` for the
+paper's approximation).
+
+Expected result (the DARTS paper): a cell dominated by separable convolutions and skip connections (compare with
+``jaxnas describe --space darts --genotype DARTS_V2``); evaluated, 2.76 +- 0.09 % test error for second order and
+3.00 +- 0.14 % for first order, with run-to-run variation in the cell itself. The quick variant (embedded
+Fashion-MNIST, C=4, 5 cells, 2 x 10 steps) only checks that everything works.
+"""
+
+from jaxnas.search.loop import SearchConfig
+from jaxnas.search.steps import OptimConfig
+
+DARTS_OPTIM = OptimConfig(w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, w_grad_clip=5.0,
+                          a_lr=3e-4, a_b1=0.5, a_b2=0.999, a_weight_decay=1e-3)
+
+
+def get_config(variant: str = "second_order") -> SearchConfig:
+    full = SearchConfig(space="darts", method="darts", optimization="bilevel-2nd", dataset="cifar10", image_size=32,
+                        epochs=50, steps_per_epoch=None, batch_size=64, channels=16, layers=8, seed=0,
+                        optim=DARTS_OPTIM, checkpoint_every=500, log_every=50, workdir="runs/darts_cifar10")
+    if variant == "second_order":
+        return full
+    if variant == "first_order":
+        return full.replace(optimization="bilevel-1st", workdir="runs/darts_cifar10_v1")
+    if variant == "quick":
+        return full.replace(optimization="bilevel-1st", dataset="embedded", epochs=2, steps_per_epoch=10,
+                            batch_size=16, channels=4, layers=5, checkpoint_every=10, log_every=5,
+                            workdir="runs/darts_quick")
+    raise ValueError(f"unknown variant {variant!r} of darts_cifar10_search.py; allowed: second_order, first_order, "
+                     "quick")
