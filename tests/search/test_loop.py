@@ -176,3 +176,13 @@ def test_all_checkpoints_unreadable_means_fresh_start(tmp_path):
         warnings.simplefilter("always")
         assert ck.restore_latest(tree) is None
     assert any("unreadable" in str(x.message) for x in w)
+
+
+def test_spos_trains_weights_then_picks_best_candidate(tmp_path):
+    cfg = TINY.replace(workdir=str(tmp_path / "spos"), method="spos", epochs=1, steps_per_epoch=2, spos_candidates=3)
+    result = run_search(cfg)
+    g = json.loads((tmp_path / "spos" / "genotype.json").read_text())
+    scores = g["spos_candidates"]
+    assert 1 <= len(scores) <= 3 and g["optimization"] == "weights-only"
+    best = max(scores, key=lambda s: (s["accuracy"], -s["loss"]))
+    assert result.arch_string == best["arch"]
