@@ -62,8 +62,20 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def replicate(tree, mesh: Mesh):
-    """Put every array of ``tree`` (e.g. a SearchState) on all devices of ``mesh``."""
-    return jax.device_put(tree, replicated(mesh))
+    """Put every array of ``tree`` (e.g. a SearchState) on all devices of ``mesh``.
+
+    In a multi-process run every process must pass the same values (JAX checks); they go through host memory.
+    """
+    sharding = replicated(mesh)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        return jax.device_put(np.asarray(x), sharding)
+
+    return jax.tree_util.tree_map(put, tree)
 
 
 def _check_batch(batch, n: int, what: str) -> None:

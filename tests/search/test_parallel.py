@@ -6,6 +6,7 @@ XLA_FLAGS=--xla_force_host_platform_device_count=8 before importing jax.
 """
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -34,3 +35,28 @@ def test_mesh_helpers_on_the_local_devices():
         parallel.data_mesh([])
     with pytest.raises(ValueError, match="first \\(batch\\) axis must divide evenly"):
         parallel.shard_batch({"image": jax.numpy.zeros(())}, mesh)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_device():
+    """Multi-host start-up through jax.distributed.initialize, with two local processes of 2 CPU devices each."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    port, script = str(_free_port()), os.path.join(HERE, "multihost_check.py")
+    procs = [
+        subprocess.Popen([sys.executable, script, port, str(pid)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for pid in (0, 1)
+    ]
+    try:
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert all(p.returncode == 0 for p in procs) and "MULTIHOST OK" in outs[0], outs[0][-4000:] + outs[1][-4000:]
