@@ -117,7 +117,6 @@ def test_each_mode_applies_its_update(mode):
     [
         ("bilevel-2nd", "softmax", {}),
         ("bilevel-2nd", "gdas", {"hessian": "finite_difference"}),
-        ("single", "snas", {}),
         ("weights", "spos", {}),
     ],
 )
