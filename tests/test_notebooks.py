@@ -17,8 +17,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, monkeypatch):
     # the kernel is this interpreter (ipykernel's native "python3" spec uses sys.executable)
-    monkeypatch.setenv("JAXNAS_COMPILATION_CACHE",
-                       os.environ.get("JAXNAS_TEST_JIT_CACHE", str(Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache")))
+    cache = os.environ.get("JAXNAS_TEST_JIT_CACHE", str(Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache"))
+    monkeypatch.setenv("JAXNAS_COMPILATION_CACHE", cache)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(path.parents[1]), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     nb = nbformat.read(path, as_version=4)

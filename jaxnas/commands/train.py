@@ -1,7 +1,7 @@
 """``jaxnas train``: train a derived network from scratch and write result.json with its test accuracy.
 
     jaxnas train --genotype runs/search/genotype.json --workdir runs/train
-    jaxnas train --genotype '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'
+    jaxnas train --genotype '|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|'
     jaxnas train --genotype DARTS_V2 --dataset cifar10 --epochs 600 --steps-per-epoch 0 --batch-size 96 \\
         --channels 36 --layers 20 --drop-path 0.2 --cutout 16 --workdir runs/darts_v2
 

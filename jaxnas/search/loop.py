@@ -80,7 +80,8 @@ class SearchConfig:
     Attributes:
       space: ``nb201`` or ``darts``.
       method: ``darts``, ``snas``, ``gdas``, ``asap`` or ``spos`` (see the module docstring).
-      optimization: ``single-level``, ``bilevel-1st`` or ``bilevel-2nd`` (ignored by spos: weights only).
+      optimization: ``single-level`` (weights and architecture from one loss on weights-half batches),
+        ``bilevel-1st`` or ``bilevel-2nd`` (architecture on arch-half batches); ignored by spos (weights only).
       dataset: a :func:`jaxnas.data.load_dataset` name (``embedded``, ``cifar10``, a path, ...).
       image_size: images are zero-padded (or centre-cropped) to this size.
       epochs, steps_per_epoch: epochs over the weights half; ``steps_per_epoch`` caps the steps of an epoch.
@@ -510,7 +511,6 @@ def run_search(config: SearchConfig) -> SearchResult:
         state = jax.device_put(state)
 
     bar = _progress(cfg, total, start)
-    last = {}
     try:
         for g in range(start, total):
             epoch, i = divmod(g, spe)
@@ -536,7 +536,6 @@ def run_search(config: SearchConfig) -> SearchResult:
             for k, v in m.items():
                 sums[k] = sums.get(k, 0.0) + v
             sums["_count"] = sums.get("_count", 0.0) + 1
-            last = m
             done = g + 1
             if done % cfg.log_every == 0:
                 metrics_log.write({"kind": "step", "step": done, "epoch": epoch, **m,

@@ -2,9 +2,8 @@
 
 import pytest
 
-from jaxnas.cli import main
+from jaxnas.cli import build_parser, main
 from jaxnas.commands.search import config_from_args
-from jaxnas.cli import build_parser
 
 
 def run_cli(capsys, *args):
