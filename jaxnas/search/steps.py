@@ -300,7 +300,9 @@ def make_step(
         :func:`make_weight_optimizer`, :func:`make_arch_optimizer`); ``a_optimizer`` only for arch-updating modes.
       loss_fn: ``(logits, labels) -> scalar``.
       temperature: a number or a schedule ``step -> temperature`` (:mod:`jaxnas.relax`), evaluated on ``state.step``.
-      arch_penalty: extra term ``weights -> scalar`` added to the architecture objective (e.g. expected latency).
+      arch_penalty: extra term ``weights -> scalar`` added to the architecture objective (e.g. expected latency):
+        the train loss in ``single``, the val loss in the bi-level modes; ``weights`` mode has no arch update and
+        ignores it.
       xi: inner learning rate of the second-order unroll: a number or ``step -> xi``; ``None`` (DARTS) takes the
         learning rate of this step's weight update from an ``inject_hyperparams`` weight optimizer (as
         :func:`make_weight_optimizer` builds).
