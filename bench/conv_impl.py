@@ -2,7 +2,8 @@
 
     python bench/conv_impl.py [--batch 16] [--channels 16] [--layers 8] [--repeats 5] [--space darts]
 
-For each implementation in jaxnas.ops.IMPLS it jits one gradient of the cross-entropy with respect to the weights and
+For "auto" (the per-kind choice of jaxnas.ops.default_impl: on CPU, shift for depthwise convs and strided max
+pooling, xla for the rest) and for each single implementation in jaxnas.ops.IMPLS used everywhere, it jits one gradient of the cross-entropy with respect to the weights and
 the architecture parameters (softmax edge weights, as a DARTS step computes), then reports the compile time and the
 median of --repeats timed calls. Implementations alternate within one run, so that their ratio is meaningful on a
 shared, noisy machine. Prints one JSON object.
@@ -56,13 +57,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     layers = args.layers or (8 if args.space == "darts" else 5)
     fns, compile_s = {}, {}
-    for impl in ops.IMPLS:
-        fn, fn_args = build(args.space, impl, args.batch, args.channels, layers)
+    choices = ("auto",) + ops.IMPLS
+    for impl in choices:
+        fn, fn_args = build(args.space, None if impl == "auto" else impl, args.batch, args.channels, layers)
         start = time.perf_counter()
         jax.block_until_ready(fn(*fn_args))
         compile_s[impl] = time.perf_counter() - start
         fns[impl] = (fn, fn_args)
-    times = {impl: [] for impl in ops.IMPLS}
+    times = {impl: [] for impl in choices}
     for _ in range(args.repeats):
         for impl, (fn, fn_args) in fns.items():
             start = time.perf_counter()
@@ -73,11 +75,12 @@ def main(argv=None):
         "what": f"{args.space} search network forward+backward (weights and arch), batch {args.batch}, "
                 f"C={args.channels}, layers={layers}, 32x32x3",
         "backend": jax.default_backend(), "device": str(jax.devices()[0]), "cpu": platform.processor(),
-        "jax": jax.__version__, "default_impl": ops.default_impl(),
+        "jax": jax.__version__, "auto": {k: ops.default_impl(k) for k in ops.KINDS},
         "median_s": {k: round(v, 3) for k, v in med.items()},
         "all_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
         "first_call_s (compile + run)": {k: round(v, 1) for k, v in compile_s.items()},
-        "xla_over_shift": round(med["xla"] / med["shift"], 2),
+        "xla_over_auto": round(med["xla"] / med["auto"], 2),
+        "shift_over_auto": round(med["shift"] / med["auto"], 2),
     }, indent=1))
 
 

@@ -2,16 +2,18 @@
 
 Every op is built by ``OPS[name](C, stride, affine)`` and called as ``op(x, train)``.
 
-How a convolution or a pooling window is computed is chosen here, in one place, per backend:
+How a convolution or a pooling window is computed is chosen here, in one place, per backend and per kind of window:
 
 * ``"xla"``: ``lax.conv_general_dilated`` / ``lax.reduce_window``. The right choice on GPU and TPU (cuDNN etc.).
 * ``"shift"``: the window is unrolled into k*k shifted slices of the padded input; a dense convolution becomes one
   matrix product over the concatenated slices (im2col), a depthwise one a sum of k*k multiply-adds, a pooling
-  window a max/sum of k*k slices. XLA:CPU computes the gradients of these several times faster than those of its
-  own convolution (see ``bench/conv_impl.py`` and the README).
+  window a max/sum of k*k slices.
 
-``default_impl()`` picks ``"shift"`` on CPU and ``"xla"`` elsewhere; the environment variable ``JAXNAS_CONV_IMPL``
-or :func:`set_default_impl` overrides it. Both implementations compute the same function (tests/test_ops.py).
+On CPU (jax 0.10, 2 cores, forward+backward, see ``bench/conv_impl.py`` and the README) ``shift`` is 3-7x faster for
+depthwise convolutions and for strided max pooling, while XLA's own dense convolutions and stride-1 pooling are
+1.5-3x faster than their ``shift`` versions. :data:`CPU_CHOICE` records that choice per kind;
+``JAXNAS_CONV_IMPL=xla|shift`` or :func:`set_default_impl` forces one implementation everywhere. Both
+implementations compute the same function (tests/test_ops.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import jax.numpy as jnp
 from jax import lax
 
 IMPLS = ("xla", "shift")
+KINDS = ("dense", "depthwise", "pool", "pool_strided")
+# what is fastest on XLA:CPU for each kind of window (measured: bench/conv_impl.py --kinds)
+CPU_CHOICE = {"dense": "xla", "depthwise": "shift", "pool": "xla", "pool_strided": "shift"}
 _impl_override: str | None = None
 
 
@@ -36,18 +41,20 @@ def set_default_impl(impl: str | None) -> None:
     _impl_override = impl
 
 
-def default_impl() -> str:
-    """The implementation used when a module is given ``impl=None``."""
+def default_impl(kind: str = "dense") -> str:
+    """The implementation used for a window of ``kind`` when a module is given ``impl=None``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown window kind {kind!r}; allowed: {', '.join(KINDS)}")
     impl = _impl_override or os.environ.get("JAXNAS_CONV_IMPL")
     if impl:
         if impl not in IMPLS:
             raise ValueError(f"JAXNAS_CONV_IMPL={impl!r} is not one of {', '.join(IMPLS)}")
         return impl
-    return "shift" if jax.default_backend() == "cpu" else "xla"
+    return CPU_CHOICE[kind] if jax.default_backend() == "cpu" else "xla"
 
 
-def _resolve(impl: str | None) -> str:
-    impl = impl or default_impl()
+def _resolve(impl: str | None, kind: str) -> str:
+    impl = impl or default_impl(kind)
     if impl not in IMPLS:
         raise ValueError(f"unknown conv implementation {impl!r}; allowed: {', '.join(IMPLS)}")
     return impl
@@ -88,7 +95,7 @@ def _pad_hw(x: jax.Array, padding: int, value: float = 0.0) -> jax.Array:
 
 def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
     """NHWC convolution with an HWIO kernel, PyTorch-style symmetric padding. ``groups`` is 1 or C (depthwise)."""
-    impl = _resolve(impl)
+    impl = _resolve(impl, "dense" if groups == 1 else "depthwise")
     k = kernel.shape[0]
     cin = x.shape[-1]
     if impl == "xla":
@@ -118,7 +125,7 @@ def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
 
 def max_pool(x, *, kernel=3, stride=1, padding=1, impl=None):
     """Max pooling with implicit -inf padding (PyTorch MaxPool2d semantics)."""
-    impl = _resolve(impl)
+    impl = _resolve(impl, "pool" if stride == 1 else "pool_strided")
     if impl == "xla":
         return lax.reduce_window(
             x, -jnp.inf, lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1),
@@ -144,7 +151,7 @@ def _valid_counts(h, w, kernel, stride, padding):
 
 def avg_pool(x, *, kernel=3, stride=1, padding=1, count_include_pad=False, impl=None):
     """Average pooling; by default padding is excluded from the count (PyTorch ``count_include_pad=False``)."""
-    impl = _resolve(impl)
+    impl = _resolve(impl, "pool" if stride == 1 else "pool_strided")
     if impl == "xla":
         total = lax.reduce_window(
             x, 0.0, lax.add, (1, kernel, kernel, 1), (1, stride, stride, 1),

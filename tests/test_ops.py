@@ -68,12 +68,14 @@ def test_unknown_op_and_impl_are_clear_errors():
 
 def test_default_impl_by_backend(monkeypatch):
     monkeypatch.delenv("JAXNAS_CONV_IMPL", raising=False)
-    assert ops.default_impl() == ("shift" if jax.default_backend() == "cpu" else "xla")
+    for kind in ops.KINDS:
+        assert ops.default_impl(kind) == (ops.CPU_CHOICE[kind] if jax.default_backend() == "cpu" else "xla")
+    assert ops.default_impl("depthwise") != ops.default_impl("dense") or jax.default_backend() != "cpu"
     monkeypatch.setenv("JAXNAS_CONV_IMPL", "xla")
-    assert ops.default_impl() == "xla"
+    assert ops.default_impl("depthwise") == "xla"
     ops.set_default_impl("shift")
     try:
-        assert ops.default_impl() == "shift"
+        assert ops.default_impl("dense") == "shift"
     finally:
         ops.set_default_impl(None)
 
