@@ -14,8 +14,8 @@ vmapped simulations against a pure objective such as a benchmark table) and :fun
 
 from __future__ import annotations
 
-from jaxnas.strategies.base import (ArraySpace, History, Strategy, array_space, categorical, run, simulate,
-                                    simulate_runs)
+from jaxnas.strategies.base import (ArraySpace, History, Strategy, array_space, categorical, darts_array_space, run,
+                                    simulate, simulate_runs)
 from jaxnas.strategies.bo import bayesian_optimization
 from jaxnas.strategies.evolution import regularized_evolution
 from jaxnas.strategies.random import random_search
@@ -38,6 +38,7 @@ def get_strategy(name: str, space, **kwargs) -> Strategy:
 
 __all__ = [
     "ArraySpace", "History", "STRATEGIES", "Strategy", "array_space", "bayesian_optimization", "categorical",
+    "darts_array_space",
     "get_strategy", "policy_argmax", "random_search", "regularized_evolution", "reinforce", "run", "simulate",
     "simulate_runs",
 ]

@@ -4,8 +4,9 @@ A discrete strategy works on *candidates*: fixed-shape int32 arrays (``(D,)`` pe
 batch), never on Python genotype objects, so that ``ask``/``tell`` are pure jax functions that jit, scan and vmap.
 An :class:`ArraySpace` gives a space's ``sample``/``mutate``/``encode`` in that form (plus ``decode`` back to the
 space's genotype on the host); :func:`array_space` builds one for any space whose genotype is one op per edge
-(NB201, or anything exposing ``primitives``/``num_edges``/``from_indices``), :func:`categorical` for any product of
-categorical choices, and a space with its own array view can hand one in directly.
+(NB201, or anything exposing ``primitives``/``num_edges``/``from_indices``) and for the DARTS CNN space,
+:func:`categorical` for any product of categorical choices, and a space with its own array view can hand one in
+directly.
 
 A :class:`Strategy` is a NamedTuple of pure functions, in the optax style::
 
@@ -22,6 +23,7 @@ server).
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -73,14 +75,46 @@ def categorical(num_choices, decode: Callable | None = None) -> ArraySpace:
     return ArraySpace(sizes, sample, mutate, encode, decode)
 
 
+def darts_array_space(space) -> ArraySpace:
+    """The DARTS CNN space as a product of categoricals: for each cell (normal, reduce) and intermediate node m,
+    one position picks the node's set of ``inputs_per_node`` distinct predecessors (one of C(m+2, k) subsets) and
+    ``inputs_per_node`` positions pick their ops among ``space.choices``. Every array is a valid genotype, so the
+    generic sample / mutate / encode (and a REINFORCE policy) apply unchanged; ``decode`` gives a DartsGenotype."""
+    from jaxnas.genotypes import DartsGenotype
+
+    k = space.inputs_per_node
+    subsets = [list(itertools.combinations(range(m + 2), k)) for m in range(space.steps)]
+    per_cell = []
+    for m in range(space.steps):
+        per_cell += [len(subsets[m])] + [len(space.choices)] * k
+    concat = tuple(range(2, 2 + space.steps))
+
+    def decode(x):
+        x = np.asarray(x).reshape(2, -1)
+        cells = []
+        for row in x:
+            genes, pos = [], 0
+            for m in range(space.steps):
+                inputs = subsets[m][int(row[pos])]
+                genes += [(space.choices[int(row[pos + 1 + t])], int(inputs[t])) for t in range(k)]
+                pos += 1 + k
+            cells.append(tuple(genes))
+        return DartsGenotype(cells[0], concat, cells[1], concat)
+
+    return categorical(per_cell * 2, decode=decode)
+
+
 def array_space(space) -> ArraySpace:
-    """The array view of ``space``: an ArraySpace as is; a space with ``array_space()``; one op per edge spaces."""
+    """The array view of ``space``: an ArraySpace as is; a space with ``array_space()``; one-op-per-edge spaces
+    (NB201); the DARTS CNN space (:func:`darts_array_space`)."""
     if isinstance(space, ArraySpace):
         return space
     if hasattr(space, "array_space"):
         return space.array_space()
     if all(hasattr(space, a) for a in ("primitives", "num_edges", "from_indices")):
         return categorical((len(space.primitives),) * space.num_edges, decode=space.from_indices)
+    if all(hasattr(space, a) for a in ("choices", "steps", "inputs_per_node")):
+        return darts_array_space(space)
     raise ValueError(f"no array view for search space {type(space).__name__}: it needs primitives/num_edges/"
                      "from_indices (one op per edge), an array_space() method, or pass a strategies.ArraySpace")
 
