@@ -12,7 +12,7 @@ name (alias)              paper           hard   forward value / gradient to the
 ========================  ==============  =====  ===================================================================
 ``softmax`` (darts)       DARTS           no     ``softmax(a / t)``
 ``gumbel`` (snas)         SNAS            no     ``softmax((log_softmax(a) + g) / t)``, g ~ Gumbel(0, 1)
-``hard_gumbel`` (gdas)    GDAS            yes    one-hot of the sampled op; gradient of the soft sample (straight-through)
+``hard_gumbel`` (gdas)    GDAS            yes    one-hot of the sampled op; gradient of the soft sample (straight-thru)
 ``sigmoid`` (asap)        ASAP/FairDARTS  no     ``sigmoid(a / t)``, independent per op (use with an annealed ``t``)
 ``uniform`` (spos)        SPOS            yes    one-hot of a uniformly sampled op; no gradient to the architecture
 ``argmax``                --              yes    one-hot of the strongest op (derived cell); straight-through softmax
@@ -233,7 +233,7 @@ def exponential(start: float, rate: float, end: float | None = None, steps_per_u
 
 
 def gdas_temperature(epochs: int, steps_per_epoch: int, start: float = 10.0, end: float = 0.1) -> Schedule:
-    """GDAS: tau goes linearly from ``start`` in the first epoch to ``end`` in the last one, constant within an epoch."""
+    """GDAS: tau linear from ``start`` (first epoch) to ``end`` (last epoch), constant within an epoch."""
     steps_per_epoch = max(int(steps_per_epoch), 1)
     span = max(int(epochs) - 1, 1)
 

@@ -155,4 +155,5 @@ def test_other_schedules():
     assert float(relax.as_schedule(0.3)(7)) == pytest.approx(0.3)
     # schedules trace: one compilation serves every step
     traced = jax.jit(chex.assert_max_traces(lambda s: relax.gdas_temperature(5, 3)(s), n=1))
-    assert float(traced(jnp.int32(0))) == pytest.approx(10.0) and float(traced(jnp.int32(14))) == pytest.approx(0.1, rel=1e-5)
+    assert float(traced(jnp.int32(0))) == pytest.approx(10.0)
+    assert float(traced(jnp.int32(14))) == pytest.approx(0.1, rel=1e-5)

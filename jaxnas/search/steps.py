@@ -65,7 +65,7 @@ class SearchState:
 
     @classmethod
     def create(cls, params, batch_stats, arch, w_optimizer, a_optimizer=None, key=None) -> "SearchState":
-        """Optimizer states from the optimizers; ``a_optimizer=None`` (weights-only search) leaves ``a_opt_state=None``."""
+        """Optimizer states from the optimizers; ``a_optimizer=None`` (weights-only search): ``a_opt_state=None``."""
         relax_lib.validate_arch(arch)
         if key is None:
             key = jax.random.key(0)

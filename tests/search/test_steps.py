@@ -293,7 +293,7 @@ def test_bad_input_is_a_value_error():
         step(state, TRAIN)
     with pytest.raises(ValueError, match="'image' and 'label'"):
         step(state, {"x": TRAIN[0], "y": TRAIN[1]}, VAL)
-    with pytest.raises(ValueError, match=r"architecture parameters leaf \['cell'\] has shape \(2, 4\); nb201 shape \(6, 5\)"):
+    with pytest.raises(ValueError, match=r"leaf \['cell'\] has shape \(2, 4\); nb201 shape \(6, 5\)"):
         init_search_state(MODEL, arch_init(rkey(0)), TRAIN[0], rkey(0), w_opt, space=NB201Space())
     with pytest.raises(ValueError, match="expects weights"):  # the model's own check on the weights
         init_search_state(MODEL, {"cell": jnp.zeros((3, 4))}, TRAIN[0], rkey(0), w_opt)
