@@ -12,7 +12,7 @@ name (alias)              paper           hard   forward value / gradient to the
 ========================  ==============  =====  ===================================================================
 ``softmax`` (darts)       DARTS           no     ``softmax(a / t)``
 ``gumbel`` (snas)         SNAS            no     ``softmax((log_softmax(a) + g) / t)``, g ~ Gumbel(0, 1)
-``hard_gumbel`` (gdas)    GDAS            yes    one-hot of the sampled op; gradient of the soft sample (straight-thru)
+``hard_gumbel`` (gdas)    GDAS            yes    one-hot sample; gradient of the soft sample (straight-through)
 ``sigmoid`` (asap)        ASAP/FairDARTS  no     ``sigmoid(a / t)``, independent per op (use with an annealed ``t``)
 ``uniform`` (spos)        SPOS            yes    one-hot of a uniformly sampled op; no gradient to the architecture
 ``argmax``                --              yes    one-hot of the strongest op (derived cell); straight-through softmax
