@@ -28,9 +28,12 @@ Sources and licences: ``jaxnas/resources/nb201/SOURCES.md``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from functools import lru_cache
 from importlib import resources
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnas.genotypes import NB201Genotype
@@ -104,11 +107,9 @@ class NB201Bench:
         """Base-5 code of op-index arrays (last axis = 6 edges); works on numpy and jax arrays (jit-friendly)."""
         k = len(self.space.primitives)
         weights = k ** np.arange(self.space.num_edges - 1, -1, -1)
-        if isinstance(ops, np.ndarray) or not hasattr(ops, "dtype") or type(ops).__module__.startswith("numpy"):
-            return (np.asarray(ops).astype(np.int64) * weights).sum(-1)
-        import jax.numpy as jnp  # a jax array (possibly traced)
-
-        return (ops.astype(jnp.int32) * jnp.asarray(weights, jnp.int32)).sum(-1)
+        if isinstance(ops, jax.Array):  # possibly traced
+            return (ops.astype(jnp.int32) * jnp.asarray(weights, jnp.int32)).sum(-1)
+        return (np.asarray(ops).astype(np.int64) * weights).sum(-1)
 
     def index(self, arch):
         """Official NB201 index of ``arch`` (int, arch string, NB201Genotype, or op-index array of any batch shape)."""
@@ -218,8 +219,6 @@ def load() -> NB201Bench:
 # -- simulated searches -----------------------------------------------------------------------------------------
 def reward_objective(bench: NB201Bench, dataset: str, metric: str = "valid_acc_12ep"):
     """A pure, jittable objective ``(B, 6) op indices -> (B,)`` looking ``metric`` up in the table."""
-    import jax.numpy as jnp
-
     table = jnp.asarray(bench.by_code(bench.metric(dataset, metric)))
     return lambda cands: table[bench.code(cands)]
 
@@ -243,9 +242,6 @@ def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 1
     Every run returns the queried cell with the highest ``reward`` (first of equals); the summary is the mean and
     (population) standard deviation over runs of that cell's ``report`` metric, as in the NB201 paper's Table 5.
     """
-    import time
-
-    import jax
 
     from jaxnas import strategies
 

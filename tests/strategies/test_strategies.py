@@ -11,35 +11,56 @@ from jaxnas.spaces import NB201Space, get_space
 
 SPACE = strategies.categorical((3, 4, 3, 4, 3))  # 432 cells
 TARGET = jnp.array([2, 0, 1, 3, 2])
+NB201_TARGET = jnp.array([2, 0, 1, 3, 4, 2])
 # budget per strategy: random search needs a good share of the space, the others far less
 BUDGET = {"random": 2000, "rea": 120, "reinforce": 150, "bo": 40}
-KWARGS = {"bo": {"capacity": 40, "pool_size": 64, "batch_size": 2}}  # BO also covers batched asks
 
 
 def objective(cands):
-    """Number of positions equal to TARGET's, plus a small bonus per position for being close: unique optimum 5."""
+    """Number of positions equal to TARGET's, minus a little per step away from it: unique optimum 5."""
     return (cands == TARGET).sum(-1) - 0.01 * jnp.abs(cands - TARGET).sum(-1)
+
+
+def nb201_objective(cands):
+    """The same on all 15,625 NB201 cells (op indices): unique optimum 6."""
+    return (cands == NB201_TARGET).sum(-1) - 0.01 * jnp.abs(cands - NB201_TARGET).sum(-1)
+
+
+def case(name):
+    """(strategy, objective, target, budget): BO searches the full NB201 space, in batches of 2."""
+    if name == "bo":
+        strat = strategies.bayesian_optimization(NB201Space(), capacity=40, pool_size=64, batch_size=2)
+        return strat, nb201_objective, NB201_TARGET, BUDGET[name]
+    return strategies.get_strategy(name, SPACE), objective, TARGET, BUDGET[name]
 
 
 @pytest.mark.parametrize("name", list(strategies.STRATEGIES))
 def test_finds_the_optimum_of_a_synthetic_objective_reproducibly(name):
-    strat = strategies.get_strategy(name, SPACE, **KWARGS.get(name, {}))
-    hist = strategies.simulate_runs(strat, objective, BUDGET[name], seed=0, runs=4)
-    np.testing.assert_array_equal(np.asarray(hist.best), np.tile(np.asarray(TARGET), (4, 1)))
-    assert np.all(np.asarray(hist.best_reward) == 5.0)
-    assert hist.candidates.shape == (4, BUDGET[name], 5) and hist.rewards.shape == (4, BUDGET[name])
-    assert np.all(np.asarray(hist.candidates) < np.asarray(SPACE.num_choices))
-    np.testing.assert_array_equal(hist.rewards, objective(hist.candidates))
+    strat, obj, target, budget = case(name)
+    hist = strategies.simulate_runs(strat, obj, budget, seed=0, runs=4)
+    np.testing.assert_array_equal(np.asarray(hist.best), np.tile(np.asarray(target), (4, 1)))
+    assert np.all(np.asarray(hist.best_reward) == float(len(target)))
+    assert hist.candidates.shape == (4, budget, len(target)) and hist.rewards.shape == (4, budget)
+    assert np.all(np.asarray(hist.candidates) < np.asarray(strat.space.num_choices))
+    np.testing.assert_array_equal(hist.rewards, obj(hist.candidates))
     # same seed, same runs; another seed, other runs; the runs of one call differ from each other
-    again = strategies.simulate_runs(strat, objective, BUDGET[name], seed=0, runs=4)
-    other = strategies.simulate_runs(strat, objective, BUDGET[name], seed=1, runs=4)
+    again = strategies.simulate_runs(strat, obj, budget, seed=0, runs=4)
+    other = strategies.simulate_runs(strat, obj, budget, seed=1, runs=4)
     np.testing.assert_array_equal(hist.candidates, again.candidates)
     assert not np.array_equal(hist.candidates, other.candidates)
     assert not np.array_equal(hist.candidates[0], hist.candidates[1])
     if name == "reinforce":  # the policy itself ends on the optimum
-        np.testing.assert_array_equal(jax.vmap(strategies.policy_argmax)(hist.state), np.tile(TARGET, (4, 1)))
+        np.testing.assert_array_equal(jax.vmap(strategies.policy_argmax)(hist.state), np.tile(target, (4, 1)))
     if name == "rea":  # the final population holds the last 10 children, in order of arrival
-        np.testing.assert_array_equal(hist.state.rewards[:, (BUDGET[name] - 1) % 10], hist.rewards[:, -1])
+        np.testing.assert_array_equal(hist.state.rewards[:, (budget - 1) % 10], hist.rewards[:, -1])
+    if name == "bo":  # BO never re-queries a cell
+        for run in np.asarray(hist.candidates):
+            assert len({tuple(c) for c in run}) == budget
+        assert space_decodes(strat, hist.best[0])
+
+
+def space_decodes(strat, cand):
+    return NB201Space().validate(strat.space.decode(np.asarray(cand)))
 
 
 @pytest.mark.parametrize("name", ["random", "rea", "reinforce"])  # bo on NB201: tests/commands/test_bench.py
