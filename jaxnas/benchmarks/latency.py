@@ -135,12 +135,13 @@ def relative_error(pred, true) -> jax.Array:
 
 
 def evaluate(encodings, latencies, n_train: int, seeds: int = 3, kind: str = "mlp", seed: int = 0,
-             statistic: str = "mean", **fit_kwargs) -> np.ndarray:
+             statistic: str = "mean", test_mask=None, **fit_kwargs) -> np.ndarray:
     """Train on ``n_train`` random cells, return the mean relative error on all the others.
 
     ``encodings``: (M, F) for all M cells of the table; ``latencies``: (M,) ms, or (M, V) for V devices at once
     (every device gets the same training cells). Returns (seeds,) or (seeds, V). Seeds and devices run vmapped.
-    ``statistic="median"`` gives the median relative error instead of the mean.
+    ``statistic="median"`` gives the median relative error instead of the mean; ``test_mask`` (M,) bool restricts
+    the cells the error is measured on (training cells are drawn from all cells).
     """
     X = jnp.asarray(encodings, jnp.float32)
     y = jnp.asarray(latencies, jnp.float32)
@@ -153,7 +154,7 @@ def evaluate(encodings, latencies, n_train: int, seeds: int = 3, kind: str = "ml
         raise ValueError(f"unknown predictor kind {kind!r}; allowed: mlp, op_table")
     if statistic not in ("mean", "median"):
         raise ValueError(f"unknown statistic {statistic!r}; allowed: mean, median")
-    reduce = jnp.mean if statistic == "mean" else jnp.median
+    counted = jnp.ones((M,), bool) if test_mask is None else jnp.asarray(test_mask, bool)
     Y = y if y.ndim == 2 else y[:, None]
 
     def one(key):
@@ -166,7 +167,10 @@ def evaluate(encodings, latencies, n_train: int, seeds: int = 3, kind: str = "ml
                 model = fit_mlp(X[train], col[train], k_fit, **fit_kwargs)
             else:
                 model = fit_op_table(X[train], col[train], **fit_kwargs)
-            return reduce(jnp.abs(predict(model, X[test]) - col[test]) / col[test])
+            err = jnp.abs(predict(model, X[test]) - col[test]) / col[test]
+            if statistic == "mean":
+                return jnp.sum(jnp.where(counted[test], err, 0.0)) / jnp.maximum(counted[test].sum(), 1)
+            return jnp.nanmedian(jnp.where(counted[test], err, jnp.nan))
 
         return jax.vmap(per_device, in_axes=1)(Y)
 

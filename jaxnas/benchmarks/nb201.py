@@ -82,6 +82,16 @@ def column_name(dataset: str, metric: str) -> str:
     raise ValueError(f"unknown NB201 metric {metric!r}; allowed: {', '.join(METRICS)}")
 
 
+def is_connected(ops) -> np.ndarray:
+    """Whether the cell's output depends on its input (some path 0 -> 3 avoids ``none``), for op-index arrays
+    (..., 6). The 341 disconnected cells output zeros; compilers that remove dead code (XLA, the TFLite runs of
+    HELP's pixel3 / raspi4) make them almost free, which an additive latency model cannot capture."""
+    live = np.asarray(ops) != 0  # op 0 is none
+    n1 = live[..., 0]
+    n2 = live[..., 1] | (live[..., 2] & n1)
+    return live[..., 3] | (live[..., 4] & n1) | (live[..., 5] & n2)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class NB201Bench:
     """The loaded table. Build it with :func:`load` (cached)."""

@@ -134,3 +134,11 @@ def test_table_is_small_and_carries_its_sources():
     assert len(resources.files("jaxnas").joinpath("resources/nb201/nb201.npz").read_bytes()) < 3_000_000
     sources = resources.files("jaxnas").joinpath("resources/nb201/SOURCES.md").read_text()
     assert "HELP" in sources and "NATS-Bench" in sources and "MIT License" in sources
+
+
+def test_connectivity(bench):
+    connected = nb201.is_connected(bench.ops)
+    assert connected.shape == (15625,) and int((~connected).sum()) == 341
+    assert not connected[1651] and connected[1835] and connected[6111]  # all none / all skip / best cifar10
+    # a disconnected cell is as good as no cell at all: test accuracy at chance level on cifar10
+    assert np.all(bench.metric("cifar10", "test_acc")[~connected] < 10.5)
