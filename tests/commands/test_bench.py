@@ -7,7 +7,8 @@ import pytest
 from jaxnas.cli import main
 
 
-@pytest.mark.parametrize("strategy,dataset", [("rea", "cifar10"), ("reinforce", "imagenet16")])  # bo on NB201: tests/strategies
+# (bo on NB201 is covered by tests/strategies)
+@pytest.mark.parametrize("strategy,dataset", [("rea", "cifar10"), ("reinforce", "imagenet16")])
 def test_bench_json(capsys, strategy, dataset):
     argv = ["bench", "nb201", "--strategy", strategy, "--queries", "12", "--runs", "3", "--dataset", dataset,
             "--seed", "1", "--json"]
