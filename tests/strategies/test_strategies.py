@@ -122,3 +122,17 @@ def test_bad_input_is_a_clear_error():
         strategies.random_search(SPACE, batch_size=0)
     with pytest.raises(ValueError, match="num_choices"):
         strategies.categorical(())
+
+
+def test_bo_incremental_inverse_matches_a_direct_inverse():
+    from jaxnas.strategies.bo import _sqdist
+
+    strat = strategies.bayesian_optimization(SPACE, capacity=32, lengthscales=(1.0, 2.0), noise=1e-2)
+    cands = jax.vmap(SPACE.sample)(jax.random.split(jax.random.PRNGKey(0), 24))
+    state = jax.jit(strat.tell)(strat.init(jax.random.PRNGKey(1)), cands, objective(cands))
+    F = jax.vmap(SPACE.encode)(cands)
+    for g, ls in enumerate((1.0, 2.0)):
+        K = np.exp(-0.5 * np.asarray(_sqdist(F, F)) / ls**2) + 1e-2 * np.eye(24)
+        np.testing.assert_allclose(state.Kinv[g][:24, :24], np.linalg.inv(K), atol=2e-3)
+        np.testing.assert_allclose(state.logdet[g], np.linalg.slogdet(K)[1], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(state.Kinv[g][24:, 24:], np.eye(8))  # unused slots stay decoupled
