@@ -7,7 +7,7 @@ import pytest
 
 from jaxnas.costs import image_spec, profile
 from jaxnas.genotypes import get_cnn_genotype
-from jaxnas.networks import NB201Network, NetworkCIFAR
+from jaxnas.networks import NB201Network, NetworkCIFAR, init_variables
 from jaxnas.spaces import get_space
 
 NB201_DATASETS = (("cifar10", 10, 32), ("cifar100", 100, 32), ("imagenet16", 120, 16))
@@ -40,7 +40,7 @@ def test_nb201_network_forward_tiny():
     g = space.parse("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
     model = NB201Network(C=4, N=1, num_classes=7, genotype=g)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
-    v = model.init(jax.random.PRNGKey(1), x, train=False)
+    v = init_variables(model, jax.random.PRNGKey(1), x, train=False)
     y, updates = model.apply(v, x, train=True, mutable=["batch_stats"])
     assert y.shape == (2, 7) and bool(jnp.all(jnp.isfinite(y)))
     assert jax.tree_util.tree_structure(updates["batch_stats"]) == jax.tree_util.tree_structure(v["batch_stats"])
@@ -50,14 +50,14 @@ def test_all_none_nb201_cell_outputs_zero_features():
     g = get_space("nb201").parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     model = NB201Network(C=4, N=1, num_classes=3, genotype=g)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
-    v = model.init(jax.random.PRNGKey(1), x, train=False)
+    v = init_variables(model, jax.random.PRNGKey(1), x, train=False)
     assert model.apply(v, x, train=False).shape == (2, 3)
 
 
 def test_network_cifar_aux_head_and_drop_path():
     model = NetworkCIFAR(get_cnn_genotype("PC_DARTS_cifar"), C=4, layers=3, num_classes=5, auxiliary=True)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 3))
-    v = model.init({"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, x, train=False)
+    v = init_variables(model, {"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, x, train=False)
     (logits, aux), _ = model.apply(v, x, train=True, drop_prob=0.3, rngs={"dropout": jax.random.PRNGKey(3)},
                                    mutable=["batch_stats"])
     assert logits.shape == (2, 5) and aux.shape == (2, 5)

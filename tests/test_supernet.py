@@ -6,6 +6,7 @@ import pytest
 
 from jaxnas.costs import image_spec, profile
 from jaxnas.genotypes import get_cnn_genotype
+from jaxnas.networks import init_variables
 from jaxnas.spaces import get_space
 from jaxnas.supernet import DartsSearchNetwork, NB201Supernet
 
@@ -34,7 +35,7 @@ def test_supernet_forward_and_arch_gradient(space_name):
     space, model = _tiny(space_name)
     arch = space.init_arch(jax.random.PRNGKey(1))
     weights = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
-    v = model.init(jax.random.PRNGKey(2), X, weights, train=False)
+    v = init_variables(model, jax.random.PRNGKey(2), X, weights, train=False)
     assert "params" in v and not any(k in jax.tree_util.keystr(p) for p, _ in
                                      jax.tree_util.tree_leaves_with_path(v) for k in ("alpha", "arch"))
 
@@ -54,7 +55,7 @@ def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name)
     space, model = _tiny(space_name)
     g = space.sample(jax.random.PRNGKey(3))
     onehot = space.one_hot_weights(g)
-    v = model.init(jax.random.PRNGKey(2), X, onehot, train=False)
+    v = init_variables(model, jax.random.PRNGKey(2), X, onehot, train=False)
     apply = jax.jit(lambda w, hard: model.apply(v, X, w, train=True, hard=hard, mutable=["batch_stats"])[0],
                     static_argnums=1)
     soft, hard = apply(onehot, False), apply(onehot, True)
@@ -69,7 +70,7 @@ def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name)
 def test_changing_architecture_values_does_not_retrace(space_name):
     space, model = _tiny(space_name, steps=4)
     arch = space.init_arch(jax.random.PRNGKey(1))
-    v = model.init(jax.random.PRNGKey(2), X, arch, train=False)
+    v = init_variables(model, jax.random.PRNGKey(2), X, arch, train=False)
 
     @jax.jit
     @chex.assert_max_traces(n=1)

@@ -204,7 +204,8 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTrans
 
 
 def make_train_step(model, optimizer, is_darts: bool, auxiliary_weight: float):
-    """``step(state, x, y, drop_prob) -> (state, metrics)``, jitted with ``drop_prob`` static."""
+    """``step(state, x, y, drop_prob) -> (state, metrics)``, jitted; ``drop_prob`` is traced, so the drop-path
+    schedule changes its value every epoch without recompiling."""
 
     def step(state: TrainState, x, y, drop_prob: float):
         key, k_drop = jax.random.split(state.key)
@@ -227,7 +228,8 @@ def make_train_step(model, optimizer, is_darts: bool, auxiliary_weight: float):
         new = state.replace(step=state.step + 1, params=params, batch_stats=bs, opt_state=opt_state, key=key)
         return new, {"loss": loss, "accuracy": accuracy(logits, y)}
 
-    return jax.jit(step, static_argnums=(3,), donate_argnums=(0,))
+    jitted = jax.jit(step, donate_argnums=(0,))
+    return lambda state, x, y, drop_prob: jitted(state, x, y, jnp.asarray(drop_prob, jnp.float32))
 
 
 def make_eval_step(model, is_darts: bool):
