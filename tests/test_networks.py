@@ -38,33 +38,43 @@ def test_darts_v2_network_has_the_published_size():
 def test_nb201_network_forward_tiny():
     space = get_space("nb201")
     g = space.parse("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
-    model = NB201Network(C=4, N=1, num_classes=7, genotype=g)
+    model = NB201Network(C=4, N=1, num_classes=7, genotype=g, impl="xla")
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
     v = init_variables(model, jax.random.PRNGKey(1), x, train=False)
-    y, updates = model.apply(v, x, train=True, mutable=["batch_stats"])
+    y, updates = jax.jit(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]))(v)
     assert y.shape == (2, 7) and bool(jnp.all(jnp.isfinite(y)))
     assert jax.tree_util.tree_structure(updates["batch_stats"]) == jax.tree_util.tree_structure(v["batch_stats"])
 
 
 def test_all_none_nb201_cell_outputs_zero_features():
     g = get_space("nb201").parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-    model = NB201Network(C=4, N=1, num_classes=3, genotype=g)
+    model = NB201Network(C=4, N=1, num_classes=3, genotype=g, impl="xla")
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
     v = init_variables(model, jax.random.PRNGKey(1), x, train=False)
-    assert model.apply(v, x, train=False).shape == (2, 3)
+    y = model.apply(v, x, train=False)
+    assert y.shape == (2, 3)
+    # with every edge 'none' the cells output zeros, so the logits do not depend on the input
+    assert jnp.allclose(y, model.apply(v, 2.0 * x + 1.0, train=False), atol=1e-6)
 
 
 def test_network_cifar_aux_head_and_drop_path():
-    model = NetworkCIFAR(get_cnn_genotype("PC_DARTS_cifar"), C=4, layers=3, num_classes=5, auxiliary=True)
+    model = NetworkCIFAR(get_cnn_genotype("PC_DARTS_cifar"), C=4, layers=3, num_classes=5, auxiliary=True, impl="xla")
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 3))
     v = init_variables(model, {"params": jax.random.PRNGKey(1), "dropout": jax.random.PRNGKey(2)}, x, train=False)
-    (logits, aux), _ = model.apply(v, x, train=True, drop_prob=0.3, rngs={"dropout": jax.random.PRNGKey(3)},
-                                   mutable=["batch_stats"])
+
+    @jax.jit
+    def train_apply(drop_prob, key):
+        out, _ = model.apply(v, x, train=True, drop_prob=drop_prob, rngs={"dropout": key}, mutable=["batch_stats"])
+        return out
+
+    logits, aux = train_apply(0.3, jax.random.PRNGKey(3))
     assert logits.shape == (2, 5) and aux.shape == (2, 5)
-    (logits2, _), _ = model.apply(v, x, train=True, drop_prob=0.3, rngs={"dropout": jax.random.PRNGKey(4)},
-                                  mutable=["batch_stats"])
+    logits2, _ = train_apply(0.3, jax.random.PRNGKey(4))
     assert not jnp.allclose(logits, logits2)  # a different drop-path mask changes the output
-    logits_eval, aux_eval = model.apply(v, x, train=False, drop_prob=0.3)
+    no_drop_a, _ = train_apply(0.0, jax.random.PRNGKey(3))  # a traced probability of 0 keeps every path
+    no_drop_b, _ = train_apply(0.0, jax.random.PRNGKey(4))
+    assert jnp.allclose(no_drop_a, no_drop_b)
+    logits_eval, aux_eval = jax.jit(lambda: model.apply(v, x, train=False, drop_prob=0.3))()
     assert aux_eval is None and logits_eval.shape == (2, 5)
 
 

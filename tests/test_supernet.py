@@ -68,7 +68,7 @@ def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name)
 
 @pytest.mark.parametrize("space_name", ["nb201", "darts"])
 def test_changing_architecture_values_does_not_retrace(space_name):
-    space, model = _tiny(space_name, steps=4)
+    space, model = _tiny(space_name)
     arch = space.init_arch(jax.random.PRNGKey(1))
     v = init_variables(model, jax.random.PRNGKey(2), X, arch, train=False)
 
