@@ -54,10 +54,11 @@ def main(argv=None):
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--layers", type=int, default=None, help="DARTS cells (8) or NB201 cells per stage (5)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--impls", nargs="+", default=["auto", *ops.IMPLS], choices=["auto", *ops.IMPLS])
     args = ap.parse_args(argv)
     layers = args.layers or (8 if args.space == "darts" else 5)
     fns, compile_s = {}, {}
-    choices = ("auto",) + ops.IMPLS
+    choices = tuple(args.impls)
     for impl in choices:
         fn, fn_args = build(args.space, None if impl == "auto" else impl, args.batch, args.channels, layers)
         start = time.perf_counter()
@@ -79,8 +80,7 @@ def main(argv=None):
         "median_s": {k: round(v, 3) for k, v in med.items()},
         "all_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
         "first_call_s (compile + run)": {k: round(v, 1) for k, v in compile_s.items()},
-        "xla_over_auto": round(med["xla"] / med["auto"], 2),
-        "shift_over_auto": round(med["shift"] / med["auto"], 2),
+        "ratios_to_first": {k: round(v / med[choices[0]], 2) for k, v in med.items()},
     }, indent=1))
 
 
