@@ -144,10 +144,8 @@ class NB201Macro(nn.Module):
                 index += 1
         x = nn.relu(BatchNorm(True, name="last_bn")(x, use_running_average=not train))
         x = x.mean(axis=(1, 2))
-        return nn.Dense(self.num_classes, kernel_init=_dense_init, name="classifier")(x)
+        return nn.Dense(self.num_classes, kernel_init=torch_default_init, name="classifier")(x)
 
-
-_dense_init = torch_default_init  # PyTorch's nn.Linear default
 
 class NB201Supernet(NB201Macro):
     """The NB201 search network (C=16, N=5 by default): every cell is an :class:`NB201SearchCell` sharing one
@@ -234,4 +232,4 @@ class DartsSearchNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1, weights["reduce" if reduction else "normal"], train, hard)
             reduction_prev = reduction
         out = s1.mean(axis=(1, 2))
-        return nn.Dense(self.num_classes, kernel_init=_dense_init, name="classifier")(out)
+        return nn.Dense(self.num_classes, kernel_init=torch_default_init, name="classifier")(out)
