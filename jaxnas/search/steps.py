@@ -280,6 +280,7 @@ def make_step(
     w_optimizer: optax.GradientTransformation,
     a_optimizer: optax.GradientTransformation | None = None,
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = cross_entropy,
+    accuracy_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = accuracy,
     temperature: float | Callable[[jax.Array], jax.Array] = 1.0,
     arch_penalty: Callable[[Any], jax.Array] | None = None,
     xi: float | Callable[[jax.Array], jax.Array] | None = None,
@@ -299,6 +300,8 @@ def make_step(
       w_optimizer / a_optimizer: optax transformations for weights / architecture parameters (see
         :func:`make_weight_optimizer`, :func:`make_arch_optimizer`); ``a_optimizer`` only for arch-updating modes.
       loss_fn: ``(logits, labels) -> scalar``.
+      accuracy_fn: ``(logits, labels) -> scalar`` reported as ``accuracy`` / ``val_accuracy``; ``None`` (e.g. for
+        regression or language modelling) reports no accuracy.
       temperature: a number or a schedule ``step -> temperature`` (:mod:`jaxnas.relax`), evaluated on ``state.step``.
       arch_penalty: extra term ``weights -> scalar`` added to the architecture objective (e.g. expected latency):
         the train loss in ``single``, the val loss in the bi-level modes; ``weights`` mode has no arch update and
@@ -351,6 +354,12 @@ def make_step(
     def penalty_of(weights):
         return arch_penalty(weights) if arch_penalty is not None else jnp.zeros((), jnp.float32)
 
+    def acc(logits, labels):
+        return {} if accuracy_fn is None else {"accuracy": accuracy_fn(logits, labels)}
+
+    def val_acc(logits, labels):
+        return {} if accuracy_fn is None else {"val_accuracy": accuracy_fn(logits, labels)}
+
     def weight_update(state, arch, batch, key, temp):
         def objective(p):
             return loss_of(p, arch, state.batch_stats, batch, key, temp)
@@ -359,7 +368,7 @@ def make_step(
         updates, w_opt_state = w_optimizer.update(grads, state.w_opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         _, y = unpack_batch(batch)
-        return params, new_bs, w_opt_state, {"loss": loss, "accuracy": accuracy(logits, y)}
+        return params, new_bs, w_opt_state, {"loss": loss, **acc(logits, y)}
 
     def arch_update(state, grads):
         updates, a_opt_state = a_optimizer.update(grads, state.a_opt_state, state.arch)
@@ -403,7 +412,7 @@ def make_step(
             params = optax.apply_updates(state.params, w_updates)
             arch, a_opt_state = arch_update(state, g_a)
             _, y = unpack_batch(batch)
-            metrics.update(loss=loss, accuracy=accuracy(logits, y))
+            metrics.update(loss=loss, **acc(logits, y))
             if arch_penalty is not None:
                 metrics["penalty"] = pen
         else:
@@ -428,7 +437,7 @@ def make_step(
                     )
                 arch, a_opt_state = arch_update(state, g_a)
                 _, v_y = unpack_batch(val_batch)
-                metrics.update(val_loss=v_loss, val_accuracy=accuracy(v_logits, v_y))
+                metrics.update(val_loss=v_loss, **val_acc(v_logits, v_y))
                 if arch_penalty is not None:
                     metrics["penalty"] = pen
             params, new_bs, w_opt_state, w_metrics = weight_update(state, arch, batch, k_w, temp)
@@ -436,7 +445,7 @@ def make_step(
 
         if val_batch is not None and mode in ("weights", "single"):
             v_loss, (v_logits, _, _) = loss_of(params, arch, new_bs, val_batch, k_a, temp)
-            metrics.update(val_loss=v_loss, val_accuracy=accuracy(v_logits, unpack_batch(val_batch)[1]))
+            metrics.update(val_loss=v_loss, **val_acc(v_logits, unpack_batch(val_batch)[1]))
         lr = current_learning_rate(w_opt_state)  # the one this step's weight update used
         if lr is not None:
             metrics["lr"] = jnp.asarray(lr, jnp.float32)

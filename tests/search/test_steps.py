@@ -323,3 +323,12 @@ def test_nb201_supernet_single_level_search():
     chex.assert_tree_all_finite((state.params, state.arch, metrics))
     assert not np.allclose(state.arch["cell"], a0["cell"])
     assert space.derive(state.arch).ops  # a genotype comes out
+
+
+def test_accuracy_fn_none_reports_no_accuracy():
+    """Regression / language-model searches pass accuracy_fn=None: the step reports losses only."""
+    w_opt, a_opt = optax.sgd(0.1), optax.adam(1e-3)
+    step = make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt, accuracy_fn=None)
+    _, metrics = step(fresh_state(w_opt, a_opt), TRAIN, VAL)
+    assert "accuracy" not in metrics and "val_accuracy" not in metrics
+    assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["val_loss"]))
