@@ -5,8 +5,10 @@
 * :class:`DartsGenotype`: the DARTS CNN genotype. ``normal``/``reduce`` hold ``(op, input)`` pairs, two per
   intermediate node (entries 2m and 2m+1 feed node m+2; inputs 0 and 1 are the two previous cells' outputs);
   ``*_concat`` lists the nodes whose outputs the cell concatenates.
+* :class:`RnnGenotype`: the DARTS recurrent cell. ``recurrent`` holds ``(activation, predecessor)`` pairs; entry i
+  defines node i+1 (node 0 mixes the input x_t with h_{t-1}); ``concat`` lists the nodes the cell averages.
 
-Published genotypes (DARTS_V1, DARTS_V2, PC_DARTS_cifar) are loaded from ``resources/dartsfamily.json``, a copy of
+Published genotypes (DARTS_V1, DARTS_V2, PC_DARTS_cifar; recurrent DARTS_V1, DARTS_V2) are loaded from ``resources/dartsfamily.json``, a copy of
 the reference file with its sources stated in its ``_about`` entry.
 """
 
@@ -48,7 +50,22 @@ class DartsGenotype:
         }
 
 
-Genotype = NB201Genotype | DartsGenotype
+@dataclasses.dataclass(frozen=True)
+class RnnGenotype:
+    recurrent: tuple[tuple[str, int], ...]
+    concat: tuple[int, ...]
+
+    space = "darts-rnn"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "space": "darts-rnn",
+            "recurrent": [[act, pred] for act, pred in self.recurrent],
+            "concat": list(self.concat),
+        }
+
+
+Genotype = NB201Genotype | DartsGenotype | RnnGenotype
 
 
 def genotype_to_json(genotype: Genotype) -> str:
@@ -91,4 +108,22 @@ def get_cnn_genotype(name: str) -> DartsGenotype:
     alias = {"DARTS": "DARTS_V2", "PC_DARTS": "PC_DARTS_cifar"}.get(name, name)
     if alias not in table:
         raise ValueError(f"unknown published genotype {name!r}; known: {', '.join(sorted(table))}")
+    return table[alias]
+
+
+@lru_cache(maxsize=None)
+def published_rnn() -> dict[str, RnnGenotype]:
+    """The published DARTS recurrent cells (DARTS_V1, DARTS_V2) from the reference file's ``rnn`` entry."""
+    return {
+        name: RnnGenotype(tuple((e["act"], int(e["pred"])) for e in g["recurrent"]), tuple(int(c) for c in g["concat"]))
+        for name, g in reference_data()["rnn"].items()
+    }
+
+
+def get_rnn_genotype(name: str) -> RnnGenotype:
+    """A published DARTS recurrent genotype by name (DARTS_V1, DARTS_V2; also DARTS = DARTS_V2)."""
+    table = published_rnn()
+    alias = {"DARTS": "DARTS_V2"}.get(name, name)
+    if alias not in table:
+        raise ValueError(f"unknown published recurrent genotype {name!r}; known: {', '.join(sorted(table))}")
     return table[alias]
