@@ -7,8 +7,9 @@
 
 from jaxnas.spaces.darts import DartsSpace
 from jaxnas.spaces.nb201 import NB201Space
+from jaxnas.spaces.rnn import DartsRnnSpace
 
-SPACES = {"nb201": NB201Space, "darts": DartsSpace}
+SPACES = {"nb201": NB201Space, "darts": DartsSpace, "darts-rnn": DartsRnnSpace}
 
 
 def get_space(name: str, **kwargs):
@@ -19,4 +20,4 @@ def get_space(name: str, **kwargs):
         raise ValueError(f"unknown search space {name!r}; known: {', '.join(sorted(SPACES))}") from None
 
 
-__all__ = ["DartsSpace", "NB201Space", "SPACES", "get_space"]
+__all__ = ["DartsRnnSpace", "DartsSpace", "NB201Space", "SPACES", "get_space"]
