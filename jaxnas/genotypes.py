@@ -8,8 +8,8 @@
 * :class:`RnnGenotype`: the DARTS recurrent cell. ``recurrent`` holds ``(activation, predecessor)`` pairs; entry i
   defines node i+1 (node 0 mixes the input x_t with h_{t-1}); ``concat`` lists the nodes the cell averages.
 
-Published genotypes (DARTS_V1, DARTS_V2, PC_DARTS_cifar; recurrent DARTS_V1, DARTS_V2) are loaded from ``resources/dartsfamily.json``, a copy of
-the reference file with its sources stated in its ``_about`` entry.
+Published genotypes (DARTS_V1, DARTS_V2, PC_DARTS_cifar; recurrent: DARTS_V1, DARTS_V2) are loaded from
+``resources/dartsfamily.json``, a copy of the reference file with its sources stated in its ``_about`` entry.
 """
 
 from __future__ import annotations
