@@ -109,7 +109,8 @@ def _map_tree(kind, old_tree, fresh_tree, plan: Plan, moments: bool):
         if src is None or src not in old:
             out[path] = jnp.zeros_like(fresh_leaf) if moments else fresh_leaf
         else:
-            out[path] = jnp.asarray(fn(kind, path, old[src], fresh_leaf), fresh_leaf.dtype)
+            # a copy: the new state owns its buffers (a donating step on it must not delete the old state's arrays)
+            out[path] = jnp.array(fn(kind, path, old[src], fresh_leaf), fresh_leaf.dtype, copy=True)
     return unflatten_dict(out) if out else {}
 
 
@@ -123,9 +124,19 @@ def _map_opt_state(opt_state, kind, old_tree, fresh_tree, plan: Plan):
         return isinstance(x, dict) and jax.tree_util.tree_structure(x) == target
 
     return jax.tree_util.tree_map(
-        lambda sub: _map_tree(kind, sub, fresh_tree, plan, moments=True) if is_moment_tree(sub) else sub,
+        lambda sub: _map_tree(kind, sub, fresh_tree, plan, moments=True) if is_moment_tree(sub) else _own(sub),
         opt_state, is_leaf=is_moment_tree,
     )
+
+
+def _own(leaf):
+    """A copy of an array leaf (PRNG keys included), so that donating the new state leaves the old one intact."""
+    if isinstance(leaf, jax.Array):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.array(jax.random.key_data(leaf), copy=True),
+                                            impl=jax.random.key_impl(leaf))
+        return jnp.array(leaf, copy=True)
+    return leaf
 
 
 def rebuild(state, fresh_variables: dict, fresh_arch: dict, plan: Plan):
@@ -137,7 +148,8 @@ def rebuild(state, fresh_variables: dict, fresh_arch: dict, plan: Plan):
     arch = _map_tree("arch", state.arch, fresh_arch, plan, moments=False)
     w_opt = _map_opt_state(state.w_opt_state, "params", state.params, fresh_params, plan)
     a_opt = _map_opt_state(state.a_opt_state, "arch", state.arch, fresh_arch, plan)
-    return state.replace(params=params, batch_stats=batch_stats, arch=arch, w_opt_state=w_opt, a_opt_state=a_opt)
+    return state.replace(params=params, batch_stats=batch_stats, arch=arch, w_opt_state=w_opt, a_opt_state=a_opt,
+                         step=_own(state.step), key=_own(state.key))
 
 
 def _fresh(spec, init: InitFn, key):
