@@ -80,7 +80,7 @@ def _is_number(text: str) -> bool:
 def parse_table(text: str, source: str = "<text>") -> np.ndarray:
     """A ``(T, n)`` float64 matrix from comma-separated text.
 
-    The first line is a header when its numeric fields are not in the same columns as the second line's (ETTh1's
+    The first line is a header when one of its fields is not a number where the second line has a number (ETTh1's
     ``date,HUFL,...``); it is skipped. Columns whose first data field is not a number (e.g. ETTh1's ``date``) are
     dropped. Raises ValueError naming ``source`` for an empty table, ragged rows or a non-numeric value in a numeric
     column.
@@ -90,7 +90,7 @@ def parse_table(text: str, source: str = "<text>") -> np.ndarray:
     def numeric_columns(row):
         return [j for j, f in enumerate(row) if _is_number(f)]
 
-    if len(rows) > 1 and numeric_columns(rows[0]) != numeric_columns(rows[1]):
+    if len(rows) > 1 and set(numeric_columns(rows[1])) - set(numeric_columns(rows[0])):
         rows = rows[1:]
     if not rows:
         raise ValueError(f"{source}: no data rows")

@@ -40,16 +40,22 @@ from jaxnas.search.steps import ARCH_MODES, OptimConfig, SearchState, make_arch_
 from jaxnas.tasks.models import Forecaster
 
 LOSSES = ("l1", "mse")
-CELL_KINDS = {"lstm": "LSTMCell", "gru": "GRUCell"}  # classes of jaxnas.recurrent
-UNUSED_ARCH = {"unused": jnp.zeros((1, 1), jnp.float32)}  # the architecture of a fixed cell (never read)
+CELL_KINDS = {"lstm": "LSTMCell", "gru": "GRUCell", "darts": "DartsRnnSearchCell"}  # classes of jaxnas.recurrent
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # pieces shared by the task loops (also used by jaxnas.tasks.lm)
 
 
+def unused_arch() -> dict:
+    """The architecture parameters of a fixed cell (never read; a fresh array, since steps donate their state)."""
+    return {"unused": jnp.zeros((1, 1), jnp.float32)}
+
+
 def make_cell(cell: str | Callable[[int], nn.Module], hidden: int) -> nn.Module:
-    """A cell from a kind (``'lstm'``, ``'gru'``: :mod:`jaxnas.recurrent`) or a factory ``hidden -> cell``."""
+    """A cell from a kind (:mod:`jaxnas.recurrent`: ``'lstm'``, ``'gru'``, or ``'darts'``, the DARTS recurrent search
+    cell, which needs architecture parameters: ``jaxnas.spaces.get_space('darts-rnn').init_arch``) or a factory
+    ``hidden -> cell``."""
     if callable(cell) and not isinstance(cell, str):
         return cell(hidden)
     if cell not in CELL_KINDS:
@@ -73,7 +79,7 @@ def make_optimizer(lr: float, grad_clip: float | None) -> optax.GradientTransfor
 
 def fixed_apply(model: nn.Module) -> Callable:
     """``model.apply`` that ignores the edge weights it is given (a fixed cell receives ``weights=None``), so
-    :func:`~jaxnas.search.make_step` can train a fixed model with :data:`UNUSED_ARCH`."""
+    :func:`~jaxnas.search.make_step` can train a fixed model with :func:`unused_arch`."""
 
     def apply(variables, x, weights, **kwargs):
         del weights
@@ -98,7 +104,7 @@ def init_state(model: nn.Module, sample_x, key, w_optimizer, arch=None, a_optimi
     weights = None if arch is None else relax_lib.softmax(arch)
     variables = jax.jit(lambda k, x, w: model.init(k, x, w, train=False))(k_init, sample_x, weights)
     return SearchState.create(variables["params"], variables.get("batch_stats", {}),
-                              UNUSED_ARCH if arch is None else arch, w_optimizer, a_optimizer, k_state)
+                              unused_arch() if arch is None else arch, w_optimizer, a_optimizer, k_state)
 
 
 def count_params(params) -> int:
@@ -130,7 +136,11 @@ class RunLog:
             (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=repr))
 
 
-def check_search_fields(mode: str, relaxation: str, fraction: float) -> None:
+def check_search_fields(mode: str, relaxation: str, fraction: float, cell=None, arch=None) -> None:
+    if isinstance(cell, str) and cell not in CELL_KINDS:
+        raise ValueError(f"unknown cell kind {cell!r}; allowed: {', '.join(CELL_KINDS)} or a factory hidden -> cell")
+    if cell == "darts" and arch is None:
+        raise ValueError("cell kind 'darts' is a search cell: give arch (e.g. get_space('darts-rnn').init_arch)")
     if mode not in ("weights", *ARCH_MODES):
         raise ValueError(f"unknown search_mode {mode!r}; allowed: weights, {', '.join(ARCH_MODES)}")
     relax_lib.get_relaxation(relaxation)
@@ -202,7 +212,8 @@ class ForecastConfig:
     Attributes:
       dataset: ``'exchange_rate'``, ``'ETTh1'`` or a CSV/txt(.gz) path.
       horizon, window: LSTNet protocol (horizons 3, 6, 12, 24; window 168).
-      cell: ``'lstm'`` / ``'gru'`` (:mod:`jaxnas.recurrent`) or a factory ``hidden -> cell``.
+      cell: ``'lstm'`` / ``'gru'`` / ``'darts'`` (the DARTS search cell, with ``arch``; :mod:`jaxnas.recurrent`)
+        or a factory ``hidden -> cell``.
       hidden: the cell's hidden size. highway_window: LSTNet's autoregressive highway (0: none).
       steps, batch_size, lr, grad_clip, loss, seed: training (Adam; random batches of the training part).
       scale_from: ``'train'`` (no leakage) or ``'all'`` (LSTNet's choice); see :mod:`jaxnas.data.timeseries`.
@@ -251,7 +262,7 @@ class ForecastConfig:
             raise ValueError(f"unknown loss {self.loss!r}; allowed: {', '.join(LOSSES)}")
         if self.seed < 0:
             raise ValueError(f"ForecastConfig.seed must be >= 0, got {self.seed}")
-        check_search_fields(self.search_mode, self.relaxation, self.search_fraction)
+        check_search_fields(self.search_mode, self.relaxation, self.search_fraction, self.cell, self.arch)
 
 
 def make_search_step(model, config, scale, w_optimizer):
@@ -351,8 +362,9 @@ def run_forecast(config: ForecastConfig) -> dict:
 
 
 __all__ = [
-    "CELL_KINDS", "LOSSES", "UNUSED_ARCH",
+    "CELL_KINDS", "LOSSES",
     "ForecastConfig", "RunLog",
     "count_params", "eval_weights", "evaluate_forecast", "fixed_apply", "init_state", "make_cell", "make_loss",
     "make_optimizer", "make_predict", "make_search_step", "predict_windows", "run_forecast", "tree_to_lists",
+    "unused_arch",
 ]

@@ -123,7 +123,7 @@ class LMConfig:
     Attributes:
       data_dir: a directory with ``train.txt``, ``valid.txt``, ``test.txt`` (PTB format); None: the shipped files
         (train on valid.txt, evaluate on test.txt; see :mod:`jaxnas.data.ptb`).
-      cell: ``'lstm'`` / ``'gru'`` (:mod:`jaxnas.recurrent`) or a factory ``hidden -> cell``; hidden, embed_dim,
+      cell: ``'lstm'`` / ``'gru'`` / ``'darts'`` (:mod:`jaxnas.recurrent`) or a factory ``hidden -> cell``; hidden, embed_dim,
         tie_weights: the model (:class:`~jaxnas.tasks.models.LanguageModel`).
       steps, batch_size, bptt, lr, grad_clip, seed: training (Adam).
       eval_batch_size: rows of the valid/test streams; eval_windows: score only the first that many windows (None:
@@ -166,7 +166,7 @@ class LMConfig:
                 raise ValueError(f"LMConfig.{name} must be >= 1 or None, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"LMConfig.seed must be >= 0, got {self.seed}")
-        check_search_fields(self.search_mode, self.relaxation, self.search_fraction)
+        check_search_fields(self.search_mode, self.relaxation, self.search_fraction, self.cell, self.arch)
 
 
 def _windows(stream: np.ndarray, bptt: int, name: str) -> int:
