@@ -13,8 +13,9 @@ the window, a dense read-out and LSTNet's linear highway).
 A fixed cell (``config.arch is None``) trains with Adam and global-norm clipping on random batches of the training
 part, one jitted step each (:func:`jaxnas.search.make_step` in ``'weights'`` mode; the cell gets ``weights=None``).
 A search cell (``config.arch`` gives the initial architecture parameters, ``key -> pytree``) is searched with
-:func:`~jaxnas.search.make_step` in ``config.search_mode`` (``'bilevel-1st'``, ``'single'``, ...): the training part
-is cut chronologically into a ``train`` part (weights) and a ``val`` part (architecture). The loss (L1 or MSE) is
+:func:`~jaxnas.search.make_step` in ``config.search_mode``: in the bi-level modes (``'bilevel-1st'``,
+``'bilevel-2nd'``) the training part is cut chronologically into a ``train`` part (weights) and a ``val`` part
+(architecture); ``'single'`` trains both on the whole training part, ``'weights'`` only the weights. The loss (L1 or MSE) is
 taken on the original scale, as LSTNet does. With ``eval_every`` the valid RSE is measured during the run and the
 weights (and architecture) with the best one are evaluated on the test part; otherwise the final ones.
 """
@@ -290,7 +291,7 @@ def run_forecast(config: ForecastConfig) -> dict:
     cfg = config
     data = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
     search = cfg.arch is not None
-    if search and cfg.search_mode != "weights":
+    if search and cfg.search_mode.startswith("bilevel"):
         w_part, a_part = ts.split_windows(data.train, cfg.search_fraction)
     else:
         w_part, a_part = data.train, None

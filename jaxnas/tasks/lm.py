@@ -14,8 +14,8 @@ A fixed cell (``config.arch is None``) trains with truncated back-propagation th
 cut into ``batch_size`` rows, consecutive windows of ``bptt`` tokens are visited in order and the recurrent state is
 carried from one window to the next (reset at the start of every pass), with Adam and global-norm clipping in one
 jitted step. A search cell (``config.arch``: ``key -> architecture parameters``) is searched with
-:func:`jaxnas.search.make_step` (``config.search_mode``, cross-entropy, no accuracy): the training ids are cut into a
-first part (weights) and the rest (architecture); each window starts from the cell's initial state (the step has no
+:func:`jaxnas.search.make_step` (``config.search_mode``, cross-entropy, no accuracy): in the bi-level modes the
+training ids are cut into a first part (weights) and the rest (architecture); each window starts from the cell's initial state (the step has no
 recurrent state). Evaluation carries the state over consecutive windows; perplexity is ``exp`` of the mean
 per-token negative log-likelihood.
 """
@@ -188,7 +188,7 @@ def run_lm(config: LMConfig) -> dict:
     cfg = config
     corpus = ptb.load_corpus(cfg.data_dir)
     search = cfg.arch is not None
-    if search and cfg.search_mode != "weights":
+    if search and cfg.search_mode.startswith("bilevel"):
         cut = int(len(corpus.train) * cfg.search_fraction)
         w_stream = ptb.batchify(corpus.train[:cut], cfg.batch_size)
         a_stream = ptb.batchify(corpus.train[cut:], cfg.batch_size)
