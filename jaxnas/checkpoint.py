@@ -175,7 +175,10 @@ class Checkpoints:
         return self.directory / str(int(step))
 
     def restore(self, step: int, template) -> Restored:
-        """Checkpoint ``step`` with ``template``'s structure; CheckpointError when it cannot be read or used."""
+        """Checkpoint ``step`` with ``template``'s structure; CheckpointError when it cannot be read or used.
+
+        ``template`` may be a function ``meta -> template`` for states whose shapes are recorded in the metadata.
+        """
         ocp = self._ocp
         try:
             meta = self.manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
@@ -188,6 +191,8 @@ class Checkpoints:
             arrays = self.manager.restore(
                 int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
             ).state
+            if callable(template):  # the state's structure depends on the checkpoint (e.g. a grown network)
+                template = template(meta)
             state = unflatten_state(template, arrays, meta["leaves"])
         except CheckpointError as e:
             raise CheckpointError(f"checkpoint {self.directory / str(step)}: {e}") from e

@@ -6,7 +6,11 @@
     jaxnas search --space darts --method darts --optimization bilevel-2nd --dataset cifar10 --epochs 50 \\
         --batch-size 64 --channels 16 --layers 8 --workdir runs/darts --devices 8
 
-Started again with the same arguments, a search resumes from its newest checkpoint in --workdir.
+    jaxnas search --grow grow-then-prune --epochs 6 --workdir runs/grow      # a growing supernet (jaxnas.morph)
+    jaxnas search --grow interleaved --max-nodes 4 --max-width 16 --prune-threshold 0.15
+
+Started again with the same arguments, a search resumes from its newest checkpoint in --workdir (a growing search
+too: the checkpoint records the grown network's shape).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from jaxnas.search.grow_loop import SCHEDULES, GrowConfig
 from jaxnas.search.loop import METHODS, OPTIMIZATIONS, SPACE_NAMES, SearchConfig
 from jaxnas.search.steps import OptimConfig
 
@@ -115,14 +120,77 @@ def register(sub) -> None:
                    "on CPU xla compiles faster, shift runs faster on big batches)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("growing search (--grow): a GrowConvNet that grows by function-preserving morphisms; "
+                             "uses --dataset --image-size --epochs --steps-per-epoch --batch-size --channels "
+                             "(starting width) --cells --optimization --seed --workdir --checkpoint-every --log-every")
+    g.add_argument("--grow", choices=SCHEDULES, help="grow-then-prune or interleaved (see jaxnas.search.grow_loop)")
+    gd = GrowConfig()
+    g.add_argument("--nodes", type=int, help=f"starting nodes per cell (default {gd.nodes})")
+    g.add_argument("--max-nodes", type=int, help=f"nodes per cell where growth stops (default {gd.max_nodes})")
+    g.add_argument("--max-width", type=int, help=f"width where growth stops (default {gd.max_width})")
+    g.add_argument("--width-step", type=int, help=f"channels added per growth (default {gd.width_step})")
+    g.add_argument("--grow-epochs", type=int, help=f"grow-then-prune: epochs ending with growth (default "
+                   f"{gd.grow_epochs})")
+    g.add_argument("--prune-threshold", type=float, help=f"prune ops below this softmax weight (default "
+                   f"{gd.prune_threshold})")
     p.add_argument("--inject-nan-at", type=int, help=argparse.SUPPRESS)  # test hook
     p.add_argument("--debug-step-delay", type=float, help=argparse.SUPPRESS)  # test hook
     p.set_defaults(func=_run)
 
 
+_GROW_FLAGS = {  # argparse dest -> GrowConfig field
+    "dataset": "dataset", "image_size": "image_size", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
+    "batch_size": "batch_size", "channels": "width", "layers": "cells", "optimization": "optimization",
+    "seed": "seed", "workdir": "workdir", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
+    "conv_impl": "conv_impl", "debug_step_delay": "debug_step_delay", "nodes": "nodes", "max_nodes": "max_nodes",
+    "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
+    "prune_threshold": "prune_threshold",
+}
+_NOT_FOR_GROW = ("config", "space", "method", "devices", "warmup_epochs", "temperature", "hessian",
+                 "spos_candidates", "inject_nan_at", "w_lr", "a_lr", "weight_decay")
+
+
+def grow_config_from_args(args) -> GrowConfig:
+    unused = [f"--{d.replace('_', '-')}" for d in _NOT_FOR_GROW if getattr(args, d, None) is not None]
+    if unused:
+        raise ValueError(f"{', '.join(unused)} do(es) not apply to a growing search (--grow)")
+    changes = {field: getattr(args, dest) for dest, field in _GROW_FLAGS.items() if getattr(args, dest) is not None}
+    changes["schedule"] = args.grow
+    if args.no_progress:
+        changes["progress"] = False
+    if args.no_augment:
+        changes["augment"] = False
+    return GrowConfig(**changes)
+
+
+def _run_grow(args) -> int:
+    from jaxnas import grow
+    from jaxnas.search.grow_loop import run_growing_search
+    from jaxnas.search.loop import SearchDivergedError, enable_compilation_cache
+
+    config = grow_config_from_args(args)
+    enable_compilation_cache()
+    try:
+        result = run_growing_search(config)
+    except SearchDivergedError as e:
+        print(f"jaxnas search: error: {e}", file=sys.stderr)
+        return 3
+    m = result.metrics
+    print(f"grown supernet ({config.schedule}, {result.steps} steps, {result.wall_time:.1f} s): "
+          f"{grow.describe(result.spec)}")
+    print(f"derived: {result.describe}")
+    summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
+    if summary:
+        print(f"last epoch: {summary}")
+    print(f"written: {result.workdir / 'genotype.json'}")
+    return 0
+
+
 def _run(args) -> int:
     from jaxnas.search.loop import SearchDivergedError, enable_compilation_cache, run_search
 
+    if args.grow is not None:
+        return _run_grow(args)
     config = config_from_args(args)
     enable_compilation_cache()
     try:
