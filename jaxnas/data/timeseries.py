@@ -184,7 +184,8 @@ def window_batch(w: Windows, targets) -> tuple[np.ndarray, np.ndarray]:
     return w.data[t[:, None] + offsets[None, :]], w.data[t]
 
 
-def split_windows(w: Windows, fraction: float = 0.5, names: tuple[str, str] = ("train", "val")) -> tuple[Windows, Windows]:
+def split_windows(w: Windows, fraction: float = 0.5,
+                  names: tuple[str, str] = ("train", "val")) -> tuple[Windows, Windows]:
     """A chronological split of ``w`` into the first ``fraction`` of its examples and the rest (for a search: the
     weights train on the first part, the architecture on the second)."""
     if not 0 < fraction < 1:

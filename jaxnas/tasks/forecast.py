@@ -15,9 +15,10 @@ part, one jitted step each (:func:`jaxnas.search.make_step` in ``'weights'`` mod
 A search cell (``config.arch`` gives the initial architecture parameters, ``key -> pytree``) is searched with
 :func:`~jaxnas.search.make_step` in ``config.search_mode``: in the bi-level modes (``'bilevel-1st'``,
 ``'bilevel-2nd'``) the training part is cut chronologically into a ``train`` part (weights) and a ``val`` part
-(architecture); ``'single'`` trains both on the whole training part, ``'weights'`` only the weights. The loss (L1 or MSE) is
-taken on the original scale, as LSTNet does. With ``eval_every`` the valid RSE is measured during the run and the
-weights (and architecture) with the best one are evaluated on the test part; otherwise the final ones.
+(architecture); ``'single'`` trains both on the whole training part, ``'weights'`` only the weights. The loss (L1
+or MSE) is taken on the original scale, as LSTNet does. With ``eval_every`` the valid RSE is measured during the run
+and the weights (and architecture) with the best one are evaluated on the test part; otherwise the final ones.
+Batches are drawn at random (without replacement within a batch) from a key folded with the step number.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ cut into ``batch_size`` rows, consecutive windows of ``bptt`` tokens are visited
 carried from one window to the next (reset at the start of every pass), with Adam and global-norm clipping in one
 jitted step. A search cell (``config.arch``: ``key -> architecture parameters``) is searched with
 :func:`jaxnas.search.make_step` (``config.search_mode``, cross-entropy, no accuracy): in the bi-level modes the
-training ids are cut into a first part (weights) and the rest (architecture); each window starts from the cell's initial state (the step has no
-recurrent state). Evaluation carries the state over consecutive windows; perplexity is ``exp`` of the mean
-per-token negative log-likelihood.
+training ids are cut into a first part (weights) and the rest (architecture); each window starts from the cell's
+initial state (the step has no recurrent state). Evaluation carries the state over consecutive windows; perplexity
+is ``exp`` of the mean per-token negative log-likelihood. No dropout: the search step passes no dropout key.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ class LMConfig:
     Attributes:
       data_dir: a directory with ``train.txt``, ``valid.txt``, ``test.txt`` (PTB format); None: the shipped files
         (train on valid.txt, evaluate on test.txt; see :mod:`jaxnas.data.ptb`).
-      cell: ``'lstm'`` / ``'gru'`` / ``'darts'`` (:mod:`jaxnas.recurrent`) or a factory ``hidden -> cell``; hidden, embed_dim,
-        tie_weights: the model (:class:`~jaxnas.tasks.models.LanguageModel`).
+      cell: ``'lstm'`` / ``'gru'`` / ``'darts'`` (:mod:`jaxnas.recurrent`) or a factory ``hidden -> cell``;
+        hidden, embed_dim, tie_weights: the model (:class:`~jaxnas.tasks.models.LanguageModel`).
       steps, batch_size, bptt, lr, grad_clip, seed: training (Adam).
       eval_batch_size: rows of the valid/test streams; eval_windows: score only the first that many windows (None:
         all); eval_every: measure valid perplexity every that many steps and keep the best weights.
