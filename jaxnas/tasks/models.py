@@ -48,10 +48,15 @@ def run_cell(cell: nn.Module, carry, xs, weights=None, *, train: bool = True, ha
             carry, h = _step(cell, carry, xs[t], weights, train, hard)
             hs.append(h)
         return carry, jnp.stack(hs)
+    if cell.is_initializing():
+        # create the parameters and batch statistics before the scan: a scan carries only variables that exist
+        _step(cell, carry, xs[0], weights, train, hard)
+    # batch statistics: carried through time when they are being updated, else read-only like the parameters
+    updating = cell.is_mutable_collection("batch_stats")
     scan = nn.scan(
         _step,
-        variable_broadcast="params",
-        variable_carry="batch_stats",
+        variable_broadcast="params" if updating else ["params", "batch_stats"],
+        variable_carry="batch_stats" if updating else False,
         split_rngs={"params": False, "dropout": True},
         in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
         out_axes=0,

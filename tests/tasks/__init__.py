@@ -2,7 +2,8 @@
 
 ``TanhCell`` is a fixed Elman cell (``weights`` must be None); ``MixedCell`` is a one-edge search cell whose edge
 mixes {tanh, relu, identity} of one linear transform with weights ``{'cell': (1, 3)}`` (``hard=True``: only the
-chosen op's output, scaled by its weight, so straight-through gradients reach the architecture).
+chosen op's output, scaled by its weight, so straight-through gradients reach the architecture); ``BatchNormCell``
+is a fixed cell with batch statistics.
 """
 
 import flax.linen as nn
@@ -22,6 +23,19 @@ class TanhCell(nn.Module):
     def __call__(self, carry, x, weights=None, train: bool = True, hard: bool = False):
         assert weights is None, "TanhCell is a fixed cell"
         h = jnp.tanh(nn.Dense(self.hidden, name="x")(x) + nn.Dense(self.hidden, use_bias=False, name="h")(carry))
+        return h, h
+
+
+class BatchNormCell(nn.Module):
+    hidden: int
+
+    def initial_carry(self, batch_size: int):
+        return jnp.zeros((batch_size, self.hidden), jnp.float32)
+
+    @nn.compact
+    def __call__(self, carry, x, weights=None, train: bool = True, hard: bool = False):
+        h = jnp.tanh(nn.Dense(self.hidden, name="in")(jnp.concatenate([x, carry], axis=-1)))
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(h)
         return h, h
 
 

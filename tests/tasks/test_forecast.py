@@ -1,5 +1,6 @@
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +10,7 @@ from jaxnas import recurrent
 from jaxnas.data import timeseries as ts
 from jaxnas.tasks import forecast as F
 from jaxnas.tasks.models import Forecaster
-from tests.tasks import MixedCell, TanhCell, mixed_arch
+from tests.tasks import BatchNormCell, MixedCell, TanhCell, mixed_arch
 
 
 def toy_csv(tmp_path, T=400):
@@ -51,13 +52,27 @@ def test_forecaster_shapes_and_linear_highway():
         model.apply(v, x[..., :2], None, train=False)
 
 
-def test_scan_equals_python_loop():
+@pytest.mark.parametrize("cell", [recurrent.LSTMCell(hidden=4), BatchNormCell(4)], ids=["lstm", "batchnorm"])
+def test_scan_equals_python_loop(cell):
+    """Same outputs and batch-statistics updates (carried through time) as an unrolled loop; eval mode too."""
     x = jax.random.normal(jax.random.key(2), (2, 6, 3))
-    scanned = Forecaster(recurrent.LSTMCell(hidden=4), 3, highway_window=2)
-    looped = Forecaster(recurrent.LSTMCell(hidden=4), 3, highway_window=2, use_scan=False)
+    scanned = Forecaster(cell, 3, highway_window=2)
+    looped = Forecaster(cell, 3, highway_window=2, use_scan=False)
     v = init(scanned, x)
-    assert jax.tree_util.tree_structure(v) == jax.tree_util.tree_structure(init(looped, x))
-    np.testing.assert_allclose(forward(scanned)(v, x, None), forward(looped)(v, x, None), rtol=1e-5, atol=1e-6)
+    assert jax.tree_util.tree_structure(v) == jax.tree_util.tree_structure(jax.eval_shape(
+        lambda k: looped.init(k, x, None, train=False), jax.random.key(0)))
+
+    @jax.jit
+    def both(v):
+        outs = [m.apply(v, x, None, train=True, mutable=["batch_stats"]) for m in (scanned, looped)]
+        evals = [m.apply(v, x, None, train=False) for m in (scanned, looped)]
+        return outs, evals
+
+    (a, b), (ea, eb) = both(v)
+    chex.assert_trees_all_close(a, b, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(ea, eb, rtol=1e-5, atol=1e-6)
+    if "batch_stats" in v:
+        assert not np.allclose(a[1]["batch_stats"]["cell"]["bn"]["mean"], 0.0)
 
 
 def test_recurrent_cells_follow_the_supernet_convention():
@@ -129,6 +144,9 @@ def test_cell_kinds_and_config_errors(tmp_path):
     r = F.run_forecast(F.ForecastConfig(dataset=toy_csv(tmp_path, 100), window=8, horizon=3, cell="gru", hidden=4,
                                         highway_window=4, steps=2, batch_size=4))
     assert r["params"] == 3 * (3 * 4 + 4 * 4 + 2 * 4) + (4 * 3 + 3) + (4 + 1)  # GRU, read-out, highway
+    r = F.run_forecast(F.ForecastConfig(dataset=toy_csv(tmp_path, 100), window=8, horizon=3, cell=BatchNormCell,
+                                        hidden=4, highway_window=0, steps=2, batch_size=4))
+    assert np.isfinite(r["test"]["rse"])  # batch statistics updated by make_step, used by the evaluation
     with pytest.raises(ValueError, match="unknown cell kind"):
         F.ForecastConfig(cell="transformer")
     with pytest.raises(ValueError, match="search cell: give arch"):
