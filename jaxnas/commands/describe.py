@@ -2,6 +2,7 @@
 
     jaxnas describe --space darts --genotype DARTS_V2 --channels 36 --layers 20 --auxiliary
     jaxnas describe --space darts --supernet --channels 16 --layers 8
+    jaxnas describe --space darts-rnn --genotype DARTS_V2 --hidden 850
     jaxnas describe --space nb201 --arch '|nor_conv_3x3~0|+|...|' --dataset cifar100
 """
 
@@ -11,6 +12,7 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 
 from jaxnas.costs import image_spec, profile
 from jaxnas.spaces import SPACES, get_space
@@ -58,6 +60,8 @@ def describe(
     from jaxnas.supernet import DartsSearchNetwork, NB201Supernet
 
     space = get_space(space_name)
+    if space.name == "darts-rnn":
+        return describe_rnn(space, genotype=genotype, supernet=supernet, hidden=channels)
     if dataset not in DATASET_SHAPES:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SHAPES)}")
     size, in_ch, classes = DATASET_SHAPES[dataset]
@@ -86,6 +90,25 @@ def describe(
                        params_with_auxiliary=with_aux)
 
 
+def describe_rnn(space, *, genotype: str | None, supernet: bool, hidden: int | None) -> Description:
+    """A DARTS recurrent cell (one time step; input size = hidden, as in DARTS's PTB model, embedding not counted)."""
+    from jaxnas.recurrent import DartsRnnCell, DartsRnnSearchCell
+
+    if supernet == (genotype is not None):
+        raise ValueError("give either a genotype (--genotype) or --supernet")
+    H = hidden or 850
+    carry, x = jax.ShapeDtypeStruct((1, H), jnp.float32), jax.ShapeDtypeStruct((1, H), jnp.float32)
+    if supernet:
+        weights = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                                         space.init_arch(jax.random.PRNGKey(0)))
+        model = DartsRnnSearchCell(hidden=H, steps=space.steps, primitives=space.primitives)
+        params, flops = profile(model, carry, x, weights, train=False)
+        return Description(space.name, "DartsRnnSearchCell", params, flops, (1, H), 0, None)
+    g = space.parse(genotype)
+    params, flops = profile(DartsRnnCell(hidden=H, genotype=g), carry, x, None, train=False)
+    return Description(space.name, "DartsRnnCell", params, flops, (1, H), 0, space.to_json(g))
+
+
 def register(sub) -> None:
     p = sub.add_parser("describe", help="print params, FLOPs and genotype of a network or supernet as JSON",
                        description=__doc__.splitlines()[0])
@@ -96,7 +119,8 @@ def register(sub) -> None:
     g.add_argument("--arch", dest="genotype", help="alias of --genotype (NB201 arch strings)")
     g.add_argument("--supernet", action="store_true", help="describe the search supernet instead")
     p.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SHAPES))
-    p.add_argument("--channels", type=int, help="initial channels C (default: 16, DARTS evaluation network 36)")
+    p.add_argument("--channels", "--hidden", type=int, help="initial channels C (default: 16, DARTS evaluation network "
+                   "36); darts-rnn: hidden units (default 850)")
     p.add_argument("--layers", "--cells", type=int,
                    help="DARTS: number of cells (default 20, supernet 8); NB201: cells per stage N (default 5)")
     p.add_argument("--auxiliary", action="store_true", help="DARTS network: build the auxiliary head too")

@@ -44,3 +44,12 @@ def test_bad_input_is_one_line_error(capsys, args, message):
     assert main(["describe", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_describe_darts_rnn_v2(capsys):
+    """DARTS_V2 recurrent cell at the PTB size: W0 (2H x 2H) + 8 node matrices (H x 2H), no biases."""
+    out = _describe(capsys, "--space", "darts-rnn", "--genotype", "DARTS_V2", "--hidden", "850")
+    assert out["params"] == 2 * 850 * 1700 + 8 * 850 * 1700 == 14_450_000
+    assert out["model"] == "DartsRnnCell" and out["genotype"]
+    small = _describe(capsys, "--space", "darts-rnn", "--supernet", "--hidden", "8")
+    assert small["params"] == 2 * 8 * 16 + 8 * 8 * 16  # one matrix per node, shared over its predecessors
