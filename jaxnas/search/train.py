@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,6 +43,43 @@ NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_e
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class GrownConvSpace:
+    """The derived spec of a growing search (``jaxnas search --grow``), seen through the genotype interface."""
+
+    name = "grow-conv"
+
+    def from_json(self, data: dict):
+        from jaxnas import grow
+
+        spec = data.get("derived", data.get("spec"))
+        if not isinstance(spec, dict):
+            raise ValueError('a grow-conv genotype needs a "derived" (or "spec") object')
+        return grow.spec_from_json(spec)
+
+    def to_json(self, spec) -> dict:
+        from jaxnas import grow
+
+        return {"space": self.name, "derived": grow.spec_to_json(spec)}
+
+    def format(self, spec) -> str:
+        from jaxnas import grow
+
+        return grow.describe(spec)
+
+
+class GrownNetwork(nn.Module):
+    """A derived growable spec as a plain network ``(x, train) -> logits``: every edge's single op at weight 1."""
+
+    spec: Any
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        from jaxnas import grow
+
+        return grow.GrowConvNet(self.spec, self.impl, name="net")(x, grow.derived_weights(self.spec), train)
 
 
 def load_genotype(source: str | dict):
@@ -78,7 +116,10 @@ def load_genotype(source: str | dict):
         raise ValueError("the 'genotype' entry must be a JSON object")
     name = inner.get("space", data.get("space"))
     if name is None:
-        raise ValueError('a genotype JSON object needs a "space" key (nb201 or darts)')
+        raise ValueError('a genotype JSON object needs a "space" key (nb201, darts or grow-conv)')
+    if name == GrownConvSpace.name:
+        space = GrownConvSpace()
+        return space, space.from_json(data)
     space = get_space(name)
     return space, space.from_json({**inner, "space": name})
 
@@ -184,6 +225,10 @@ def build_network(config: TrainConfig, num_classes: int):
     from jaxnas.networks import NB201Network, NetworkCIFAR
 
     space, genotype = load_genotype(config.genotype)
+    if space.name == GrownConvSpace.name:  # its width, depth and classes are the spec's
+        if genotype.num_classes != num_classes:
+            raise ValueError(f"the grown network has {genotype.num_classes} classes, the data set {num_classes}")
+        return GrownNetwork(genotype, config.conv_impl), False
     if space.name == "nb201":
         return NB201Network(C=config.channels, N=config.depth, num_classes=num_classes, genotype=genotype,
                             impl=config.conv_impl), False

@@ -84,3 +84,13 @@ def test_growing_search_sigkill_after_growth_then_resume_is_bit_identical(tmp_pa
     assert g_run == g_ref
     assert metrics_run == metrics_ref
     assert specs_run == specs_ref
+
+    # the derived spec trains from scratch with `jaxnas train` (search -> derive -> train, end to end)
+    train = subprocess.run([sys.executable, "-m", "jaxnas.cli", "train", "--genotype", str(ref / "genotype.json"),
+                            "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "--image-size", "8",
+                            "--eval-examples", "16", "--no-progress", "--workdir", str(tmp_path / "train")],
+                           env=env(), capture_output=True, text=True, timeout=900)
+    assert train.returncode == 0, train.stderr
+    result = json.loads((tmp_path / "train" / "result.json").read_text())
+    assert result["space"] == "grow-conv" and result["genotype"]["derived"] == g_ref["derived"]
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["params"] > 0
