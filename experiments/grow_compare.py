@@ -25,6 +25,10 @@ Commands::
     # a smoke run of every row (about 3 minutes)
     python experiments/grow_compare.py --quick --ptb --out /tmp/grow_compare_quick.json
     python experiments/grow_compare.py --table experiments/results/grow_compare.json
+
+An interrupted run continues with the same command plus ``--resume`` (rows already in ``<out>.jsonl`` are kept;
+every row is deterministic for its seed on one machine, so the result is the one an uninterrupted run gives, apart
+from the recorded seconds).
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--ptb-train-steps", type=int, default=300)
     p.add_argument("--quick", action="store_true", help="a tiny smoke run of every row")
     p.add_argument("--out", default="experiments/results/grow_compare.json")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in <out>.jsonl and run only the missing ones (same arguments)")
     p.add_argument("--table", metavar="FILE", help="print the markdown table of a finished run and exit")
     args = p.parse_args(argv)
     if args.quick:
@@ -90,7 +96,7 @@ def machine() -> dict:
 # rows
 
 
-def forecast_rows(args, dataset: str, horizon: int, emit) -> None:
+def forecast_rows(args, dataset: str, horizon: int, emit, done=frozenset()) -> None:
     from jaxnas import grow, recurrent
     from jaxnas.spaces.rnn import DartsRnnSpace
     from jaxnas.tasks import forecast as F
@@ -109,11 +115,12 @@ def forecast_rows(args, dataset: str, horizon: int, emit) -> None:
             out["search"] = search
         emit(out)
 
-    if "lstm" in args.rows:
+    rows = [r for r in args.rows if (dataset, horizon, r) not in done]
+    if "lstm" in rows:
         final("lstm", F.run_forecast(dataclasses.replace(train_cfg, cell="lstm")))
-    if "gru" in args.rows:
+    if "gru" in rows:
         final("gru", F.run_forecast(dataclasses.replace(train_cfg, cell="gru")))
-    if "darts" in args.rows:
+    if "darts" in rows:
         space = DartsRnnSpace(steps=args.darts_nodes)
         n = args.darts_nodes
         searched = F.run_forecast(dataclasses.replace(
@@ -127,7 +134,7 @@ def forecast_rows(args, dataset: str, horizon: int, emit) -> None:
                   "compile_seconds": searched["compile_seconds"]}
         final("darts", trained, search, {"genotype": space.to_json(genotype), "nodes": n})
     for row in ("grow-fixed", "grow-then-prune", "interleaved"):
-        if row not in args.rows:
+        if row not in rows:
             continue
         schedule = "fixed" if row == "grow-fixed" else row
         cfg = G.GrowForecastConfig(
@@ -154,7 +161,7 @@ def combiners(arch) -> dict:
     return {k: grow.COMBINERS[int(np.argmax(v))] for k, v in sorted(arch.items()) if k.endswith("_comb")}
 
 
-def ptb_rows(args, emit) -> None:
+def ptb_rows(args, emit, done=frozenset()) -> None:
     from jaxnas import grow
     from jaxnas.tasks import growing as G
     from jaxnas.tasks import lm
@@ -170,7 +177,10 @@ def ptb_rows(args, emit) -> None:
               "search_seconds": None if search is None else search["seconds"],
               **({"search": search} if search is not None else {}), **(extra or {})})
 
-    final("lstm", lm.run_lm(train_cfg))
+    if (base["dataset"], None, "lstm") not in done:
+        final("lstm", lm.run_lm(train_cfg))
+    if (base["dataset"], None, "grow-then-prune") in done:
+        return
     cfg = G.GrowLMConfig(hidden=H, embed_dim=H, nodes=args.start_nodes, max_nodes=args.max_nodes,
                          schedule="grow-then-prune", transform_every=max(1, args.ptb_search_steps // 5),
                          prune_threshold=args.prune_threshold, steps=args.ptb_search_steps, batch_size=20, bptt=35,
@@ -234,9 +244,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows_path = out.with_suffix(".jsonl")
-    rows_path.write_text("")
+    kept = []
+    if args.resume and rows_path.exists():
+        kept = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+    rows_path.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept))
+    done = frozenset((r["dataset"], r["horizon"], r["model"]) for r in kept)
     doc = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-           "machine": machine(), "args": vars(args), "rows": []}
+           "machine": machine(), "args": vars(args), "rows": list(kept), "resumed_rows": len(kept)}
     t0 = time.time()
 
     def emit(row):
@@ -251,9 +265,9 @@ def main(argv=None) -> int:
 
     for task in args.tasks:
         dataset, _, horizon = task.partition(":")
-        forecast_rows(args, dataset, int(horizon or 24), emit)
+        forecast_rows(args, dataset, int(horizon or 24), emit, done)
     if args.ptb:
-        ptb_rows(args, emit)
+        ptb_rows(args, emit, done)
     doc["total_seconds"] = round(time.time() - t0, 1)
     out.write_text(json.dumps(doc, indent=1, default=float))
     print(table(doc))
