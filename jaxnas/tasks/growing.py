@@ -555,7 +555,8 @@ def lm_task(cfg: GrowLMConfig) -> tuple[_Task, Any]:
 def run_growing_lm(config: GrowLMConfig, on_transform=None) -> dict:
     """Run a growing search on a PTB-format corpus (each window starts from the initial recurrent state, as in
     :func:`jaxnas.tasks.lm.run_lm`'s searches). Returns the dict of :func:`run_growing_forecast` with
-    ``'corpus'``, ``'vocab'`` instead of the data-set fields and ``valid`` / ``test`` as ``{'nll', 'ppl', 'tokens'}``."""
+    ``'corpus'``, ``'vocab'`` instead of the data-set fields, and ``valid`` / ``test`` as
+    ``{'nll', 'ppl', 'tokens'}``."""
     task, _ = lm_task(config)
     return _search(config, task, "lm", on_transform)
 

@@ -1,7 +1,5 @@
 """Growing searches on the sequence tasks: transforms on schedule, exact growth, derived cells, determinism."""
 
-import dataclasses
-
 import jax
 import numpy as np
 import pytest
