@@ -29,7 +29,6 @@ transform), ``checkpoints/``, ``genotype.json`` (the final spec, its derived spe
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from jaxnas import relax as relax_lib
 from jaxnas.checkpoint import Checkpoints
 from jaxnas.search.loop import (
     SearchDivergedError,
+    _final_metrics,
     _Log,
     _reporter,
     _scalar_metrics,
@@ -346,12 +346,7 @@ def run_growing_search(config: GrowConfig) -> GrowResult:
     host = jax.device_get(state)
     arch = jax.tree_util.tree_map(np.asarray, host.arch)
     derived = grow.derive(spec, arch)
-    final = {}
-    with open(metrics_log.path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec.get("kind") == "epoch":
-                final = {k: rec[k] for k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy") if k in rec}
+    final = _final_metrics(metrics_log.path, total)
     metrics_log.write({"kind": "final", "step": total, **final, "spec": grow.describe(spec),
                        "derived": grow.describe(derived), "time": round(time.time() - t_start, 3)})
     _write_json(workdir / "genotype.json", {
