@@ -487,8 +487,39 @@ def prune(spec, state, init: InitFn, *, threshold: float, key: jax.Array | None 
     return remove_ops(spec, state, init, removals=removals, key=key)
 
 
+def grow_step(spec, state, init: InitFn, *, key: jax.Array, max_nodes: int, max_width: int | None = None,
+              width_step: int = 0, ops: tuple[str, ...] | None = None):
+    """One growth of a growing search: a node for every cell below ``max_nodes``, then ``widen`` by
+    ``width_step`` (up to ``max_width``; None: never widen). Returns ``(spec, state, applied)`` where ``applied``
+    names each transform made (empty when everything is at its maximum)."""
+    applied = []
+    for i, cell in enumerate(spec.cells):
+        if len(cell.nodes) < max_nodes:
+            key, sub = jax.random.split(key)
+            spec, state = add_node(spec, state, init, cell=i, ops=ops, key=sub)
+            applied.append(f"add_node(cell {i})")
+    width = grow.width_of(spec)
+    if max_width is not None and width_step > 0 and width < max_width:
+        new_width = min(max_width, width + width_step)
+        key, sub = jax.random.split(key)
+        applied.append(f"widen({width} -> {new_width})")
+        spec, state = widen(spec, state, init, width=new_width, key=sub)
+    return spec, state, applied
+
+
+def prune_step(spec, state, init: InitFn, *, threshold: float):
+    """:func:`prune` that also says what it did: ``(spec, state, applied)``."""
+    plan = prune_plan(spec, state.arch, threshold)
+    if not plan:
+        return spec, state, []
+    new_spec, new_state = remove_ops(spec, state, init, removals=plan)
+    edges = lambda s: sum(1 for c in s.cells for _ in c.edges())  # noqa: E731
+    return new_spec, new_state, [f"prune({sum(len(v) for v in plan.values())} ops on {len(plan)} edges, "
+                                 f"{edges(spec) - edges(new_spec)} edges removed)"]
+
+
 TRANSFORMS = {"add_op": add_op, "add_node": add_node, "widen": widen, "deepen": deepen, "prune": prune,
               "remove_ops": remove_ops}
 
-__all__ = ["Plan", "TRANSFORMS", "add_node", "add_op", "conv_initializer", "deepen", "initializer", "prune",
-           "prune_plan", "rebuild", "remove_ops", "widen"]
+__all__ = ["Plan", "TRANSFORMS", "add_node", "add_op", "conv_initializer", "deepen", "grow_step", "initializer",
+           "prune", "prune_plan", "prune_step", "rebuild", "remove_ops", "widen"]

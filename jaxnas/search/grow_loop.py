@@ -175,30 +175,6 @@ class GrowResult:
         return grow.describe(self.derived)
 
 
-def _grow_once(spec, state, init, config: GrowConfig, key):
-    """Add a node to every cell below ``max_nodes``, then widen by ``width_step`` (up to ``max_width``)."""
-    applied = []
-    for i, cell in enumerate(spec.cells):
-        if len(cell.nodes) < config.max_nodes:
-            key, sub = jax.random.split(key)
-            spec, state = morph.add_node(spec, state, init, cell=i, ops=config.ops, key=sub)
-            applied.append(f"add_node(cell {i})")
-    new_width = min(config.max_width, spec.width + config.width_step)
-    if new_width > spec.width:
-        key, sub = jax.random.split(key)
-        applied.append(f"widen({spec.width} -> {new_width})")
-        spec, state = morph.widen(spec, state, init, width=new_width, key=sub)
-    return spec, state, applied
-
-
-def _prune_once(spec, state, init, config: GrowConfig):
-    plan = morph.prune_plan(spec, state.arch, config.prune_threshold)
-    if not plan:
-        return spec, state, []
-    spec, state = morph.remove_ops(spec, state, init, removals=plan)
-    return spec, state, [f"prune({sum(len(v) for v in plan.values())} ops on {len(plan)} edges)"]
-
-
 def run_growing_search(config: GrowConfig) -> GrowResult:
     """Run (or resume) a growing search in ``config.workdir``; see the module docstring."""
     from jaxnas import data
@@ -320,9 +296,11 @@ def run_growing_search(config: GrowConfig) -> GrowResult:
                     host = jax.device_get(state)
                     key = jax.random.fold_in(base, 1000 + epoch)
                     if event == "grow":
-                        spec, host, applied = _grow_once(spec, host, init, cfg, key)
+                        spec, host, applied = morph.grow_step(spec, host, init, key=key, max_nodes=cfg.max_nodes,
+                                                              max_width=cfg.max_width, width_step=cfg.width_step,
+                                                              ops=cfg.ops)
                     else:
-                        spec, host, applied = _prune_once(spec, host, init, cfg)
+                        spec, host, applied = morph.prune_step(spec, host, init, threshold=cfg.prune_threshold)
                     state = jax.device_put(host)
                     metrics_log.write({"kind": "morph", "epoch": epoch, "step": done, "event": event,
                                        "applied": applied, "spec": grow.describe(spec)})

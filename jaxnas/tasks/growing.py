@@ -315,27 +315,12 @@ def _variables(host) -> dict:
 
 
 def _grow(spec, state, init, cfg: GrowthConfig, key):
-    applied = []
-    if len(spec.cell.nodes) < cfg.max_nodes:
-        key, sub = jax.random.split(key)
-        spec, state = morph.add_node(spec, state, init, ops=cfg.ops, key=sub)
-        applied.append(f"add_node -> {len(spec.cell.nodes)} nodes")
-    if cfg.max_hidden is not None and spec.hidden < cfg.max_hidden:
-        width = min(cfg.max_hidden, spec.hidden + cfg.hidden_step)
-        key, sub = jax.random.split(key)
-        applied.append(f"widen {spec.hidden} -> {width}")
-        spec, state = morph.widen(spec, state, init, width=width, key=sub)
-    return spec, state, applied
+    return morph.grow_step(spec, state, init, key=key, max_nodes=cfg.max_nodes, max_width=cfg.max_hidden,
+                           width_step=cfg.hidden_step, ops=cfg.ops)
 
 
 def _prune(spec, state, init, cfg: GrowthConfig):
-    plan = morph.prune_plan(spec, state.arch, cfg.prune_threshold)
-    if not plan:
-        return spec, state, []
-    new_spec, state = morph.remove_ops(spec, state, init, removals=plan)
-    ops = sum(len(v) for v in plan.values())
-    gone = _count(spec)["edges"] - _count(new_spec)["edges"]
-    return new_spec, state, [f"prune {ops} ops on {len(plan)} edges ({gone} edges removed)"]
+    return morph.prune_step(spec, state, init, threshold=cfg.prune_threshold)
 
 
 def _count(spec) -> dict:
