@@ -29,7 +29,6 @@ transform), ``checkpoints/``, ``genotype.json`` (the final spec, its derived spe
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 
@@ -41,12 +40,12 @@ from jaxnas import grow, morph
 from jaxnas import relax as relax_lib
 from jaxnas.checkpoint import Checkpoints
 from jaxnas.search.loop import (
-    SearchDivergedError,
     _final_metrics,
     _Log,
     _reporter,
     _scalar_metrics,
     _write_json,
+    check_finite,
     check_workdir_generic,
     fit_images,
 )
@@ -272,11 +271,8 @@ def run_growing_search(config: GrowConfig) -> GrowResult:
             else:
                 state, m = fn(state, (x, y))
             m = _scalar_metrics(m)
-            bad = [k for k in ("loss", "val_loss") if k in m and not math.isfinite(m[k])]
-            if bad:
-                kept = ckpts.steps()
-                raise SearchDivergedError(f"{bad[0]} is {m[bad[0]]} at step {g}; the growing search stopped; "
-                                          f"last good checkpoint: {kept[-1] if kept else 'none'}")
+            check_finite(m, ckpts, f"step {g} (epoch {epoch}, step {i} of {spe})", "the growing search",
+                         f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data")
             for k, v in m.items():
                 sums[k] = sums.get(k, 0.0) + v
             sums["_count"] = sums.get("_count", 0.0) + 1

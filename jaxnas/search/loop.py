@@ -345,6 +345,17 @@ class _Log:
             f.write(json.dumps(record) + "\n")
 
 
+def check_finite(metrics: dict, ckpts, where: str, what: str, advice: str) -> None:
+    """SearchDivergedError naming the first NaN/infinite loss in ``metrics`` and the last good checkpoint."""
+    bad = [k for k in ("loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]
+    if not bad:
+        return
+    kept = ckpts.steps()
+    last = f"the last good checkpoint is step {kept[-1]} in {ckpts.directory}" if kept else \
+        "no checkpoint had been written yet"
+    raise SearchDivergedError(f"{bad[0]} is {metrics[bad[0]]} at {where}; {what} stopped and {last}. {advice}")
+
+
 def _scalar_metrics(metrics) -> dict[str, float]:
     return {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
 
@@ -524,15 +535,8 @@ def run_search(config: SearchConfig) -> SearchResult:
             else:
                 state, m = fn(state, (x, y))
             m = _scalar_metrics(m)
-            bad = [k for k in ("loss", "val_loss") if k in m and not math.isfinite(m[k])]
-            if bad:
-                kept = ckpts.steps()
-                where = f"the last good checkpoint is step {kept[-1]} in {ckpts.directory}" if kept else \
-                    "no checkpoint had been written yet"
-                raise SearchDivergedError(
-                    f"{bad[0]} is {m[bad[0]]} at step {g} (epoch {epoch}, step {i} of {spe}); the search stopped and "
-                    f"{where}. Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data"
-                )
+            check_finite(m, ckpts, f"step {g} (epoch {epoch}, step {i} of {spe})", "the search",
+                         f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data")
             for k, v in m.items():
                 sums[k] = sums.get(k, 0.0) + v
             sums["_count"] = sums.get("_count", 0.0) + 1
