@@ -45,6 +45,7 @@ from jaxnas import relax as relax_lib
 from jaxnas.checkpoint import Checkpoints, save_arrays
 from jaxnas.search import parallel
 from jaxnas.search.steps import (
+    init_search_state,
     OptimConfig,
     SearchState,
     accuracy,
@@ -294,16 +295,9 @@ def fit_images(ds, size: int):
 
 
 def init_state(model, arch, image_shape, key, w_opt, a_opt) -> SearchState:
-    """:func:`jaxnas.search.init_search_state`, with ``model.init`` jitted: one compilation (kept by the persistent
-    cache) instead of dispatching every initialiser op by op, which takes seconds for a supernet."""
-    k_init, k_state = jax.random.split(key)
-
-    @jax.jit
-    def init(k, a):
-        return model.init(k, jnp.zeros((1, *image_shape), jnp.float32), relax_lib.softmax(a), train=False)
-
-    variables = init(k_init, arch)
-    return SearchState.create(variables["params"], variables.get("batch_stats", {}), arch, w_opt, a_opt, k_state)
+    """:func:`jaxnas.search.init_search_state` for images of ``image_shape`` (H, W, C)."""
+    sample = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+    return init_search_state(model, arch, sample, key, w_opt, a_opt)
 
 
 def load_search_data(config: SearchConfig):

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxnas import xla
 from jaxnas import relax as relax_lib
 
 MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")
@@ -102,7 +103,10 @@ def init_search_state(
     k_init, k_state = jax.random.split(key)
     weights = relax_lib.softmax(arch)
     try:
-        variables = jax.jit(functools.partial(model.init, train=False))(k_init, sample_input, weights)
+        # lazy_init runs only the parameter initialisers (eagerly), never the forward pass: a jitted init of the
+        # DARTS search network spent 7 minutes compiling a forward pass whose result it threw away
+        variables = model.lazy_init(k_init, jax.ShapeDtypeStruct(sample_input.shape, sample_input.dtype), weights,
+                                    train=False)
     except (TypeError, KeyError, IndexError) as e:
         shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), arch)
         raise ValueError(f"the supernet rejected edge weights shaped {shapes}: {e}") from e
@@ -466,7 +470,7 @@ def make_step(
         from jaxnas.search import parallel
 
         return parallel.jit_data_parallel(step, mesh, donate=donate)
-    jitted = jax.jit(step, donate_argnums=(0,) if donate else ())
+    jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=xla.compiler_options())
 
     def run(state, batch, val_batch=None):
         return jitted(state, batch, val_batch)

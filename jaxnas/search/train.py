@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxnas import xla
 from jaxnas.checkpoint import Checkpoints
 from jaxnas.search.loop import _Log, _write_json, fit_images
 from jaxnas.search.steps import accuracy, cross_entropy
@@ -273,7 +274,7 @@ def make_train_step(model, optimizer, is_darts: bool, auxiliary_weight: float):
         new = state.replace(step=state.step + 1, params=params, batch_stats=bs, opt_state=opt_state, key=key)
         return new, {"loss": loss, "accuracy": accuracy(logits, y)}
 
-    jitted = jax.jit(step, donate_argnums=(0,))
+    jitted = jax.jit(step, donate_argnums=(0,), compiler_options=xla.compiler_options())
     return lambda state, x, y, drop_prob: jitted(state, x, y, jnp.asarray(drop_prob, jnp.float32))
 
 
