@@ -13,9 +13,9 @@ On CPU (jax 0.10, 2 cores, forward+backward, see ``bench/conv_impl.py`` and the 
 for depthwise convolutions and pooling (a 5x5 dilated depthwise conv at batch 16, 32x32x16: 0.55 ms forward against
 XLA's 42 ms; max pooling forward+backward 0.6 ms against 13 ms), while XLA's own dense convolutions are 1.2-2.5x
 faster than their ``shift`` (im2col) versions. The ``shift`` depthwise convolution and max pooling carry hand-written
-gradients (:func:`depthwise_shift`, :func:`max_pool_shift`): autodiff of k*k slices would pad each cotangent back to
-the input's shape, which made the backward pass several times slower than the forward. :data:`CPU_CHOICE` records
-the choice per kind;
+gradients (:func:`depthwise_shift`, :func:`max_pool_shift`): autodiff of k*k slices reduces every tap's gradient
+separately, which made a DARTS cell's backward pass several times slower than its forward. :data:`CPU_CHOICE`
+records the choice per kind;
 ``JAXNAS_CONV_IMPL=xla|shift`` or :func:`set_default_impl` forces one implementation everywhere. Both
 implementations compute the same function (tests/test_ops.py).
 """
@@ -197,10 +197,10 @@ def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=groups,
         )
-    ho = out_size(x.shape[1], k, stride, padding, dilation)
-    wo = out_size(x.shape[2], k, stride, padding, dilation)
-    views = _shifted_slices(_pad_hw(x, padding), k, stride, dilation, (ho, wo))
     if groups == 1:
+        ho = out_size(x.shape[1], k, stride, padding, dilation)
+        wo = out_size(x.shape[2], k, stride, padding, dilation)
+        views = _shifted_slices(_pad_hw(x, padding), k, stride, dilation, (ho, wo))
         patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
         return patches @ kernel.reshape(k * k * cin, kernel.shape[-1])
     if groups == cin and kernel.shape[-1] == cin:
