@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+# jaxnas.xla.SCHEDULERS restated: older checkouts measured through PYTHONPATH do not have jaxnas.xla
 SCHEDULERS = {"memory": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED", "default": None}
 
 

@@ -45,11 +45,11 @@ from jaxnas import relax as relax_lib
 from jaxnas.checkpoint import Checkpoints, save_arrays
 from jaxnas.search import parallel
 from jaxnas.search.steps import (
-    init_search_state,
     OptimConfig,
     SearchState,
     accuracy,
     cross_entropy,
+    init_search_state,
     make_arch_optimizer,
     make_step,
     make_weight_optimizer,
