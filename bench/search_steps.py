@@ -110,7 +110,8 @@ def main(argv=None):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             if proc.returncode != 0:
-                row = {"case": name, "error": proc.stderr.strip().splitlines()[-1:]}
+                last = proc.stderr.strip().splitlines()[-1:]
+                row = {"case": name, "error": last[0] if last else f"worker exited with status {proc.returncode}"}
             else:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
         except subprocess.TimeoutExpired:

@@ -92,6 +92,33 @@ def _shifted_slices(xp: jax.Array, kernel: int, stride: int, dilation: int, out_
     return views
 
 
+@jax.custom_vjp
+def fence_cotangent(x: jax.Array) -> jax.Array:
+    """Identity whose cotangent XLA computes once, instead of fusing (recomputing) it into each of its consumers.
+
+    XLA:CPU duplicates a producer into all its consumers when that costs no extra memory traffic, whatever it costs
+    in arithmetic. In a supernet the gradient of a cell node is a sum of the input gradients of all the window ops
+    that read the node, and each of its consumers (every op on every edge into the node, and their k*k shifted
+    windows) got its own copy: a 1-cell DARTS search network's weight gradient compiled to 377k HLO instructions in
+    100 s and ran 7x slower than the gradient in weights and architecture together (where the architecture gradient's
+    reductions happen to force the node gradient into memory). The backward pass here adds ``0 * sum(g)`` to the
+    cotangent: a reduction that XLA cannot fuse into an elementwise consumer, so the cotangent is materialised. The
+    value is unchanged wherever the cotangent is finite (an inf or NaN anywhere in it makes all of it NaN).
+    """
+    return x
+
+
+def _fence_cotangent_fwd(x):
+    return x, None
+
+
+def _fence_cotangent_bwd(_, g):
+    return (g + jnp.zeros((), g.dtype) * jnp.sum(g),)
+
+
+fence_cotangent.defvjp(_fence_cotangent_fwd, _fence_cotangent_bwd)
+
+
 def _pad_hw(x: jax.Array, padding: int, value: float = 0.0) -> jax.Array:
     if padding == 0:
         return x

@@ -116,3 +116,30 @@ def test_hand_written_shift_gradients_match_xla_to_second_order(window, size):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
     for a, b in zip(second("xla")(x, taps), second("shift")(x, taps)):
         np.testing.assert_allclose(a, b, atol=2e-3, rtol=2e-3)
+
+
+def _node_then_windows(fence):
+    """A miniature cell: a node summing three windows of x, read by three windows (what a supernet node is)."""
+
+    def loss(taps, x):
+        node = sum(ops.depthwise_shift(jax.nn.relu(x), taps[i], 1, 1 + i, 1 + i) for i in range(3))
+        node = ops.fence_cotangent(node) if fence else node
+        out = sum(ops.depthwise_shift(jax.nn.relu(node), taps[3 + i], 1, 1 + i, 1 + i) for i in range(3))
+        return jnp.sum(jnp.tanh(out))
+
+    return loss
+
+
+def test_fence_cotangent_is_the_identity_to_second_order():
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+    taps = 0.3 * jax.random.normal(jax.random.key(1), (6, 3, 3, 3))
+    fenced, plain = _node_then_windows(True), _node_then_windows(False)
+    np.testing.assert_allclose(fenced(taps, x), plain(taps, x), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(fenced)(taps, x), jax.grad(plain)(taps, x), rtol=1e-5, atol=1e-6)
+    v = jax.random.normal(jax.random.key(2), taps.shape)
+
+    def hvp(f):
+        return jax.grad(lambda t: jnp.vdot(jax.grad(f)(t, x), v))(taps)
+
+    np.testing.assert_allclose(hvp(fenced), hvp(plain), rtol=1e-4, atol=1e-5)
+

@@ -92,3 +92,42 @@ def test_bad_weights_and_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="expected an NHWC image batch"):
         model.init(jax.random.PRNGKey(0), X[0], arch, train=False)
     assert get_cnn_genotype("DARTS_V2") is not None
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_nested_cells_compute_the_same_values_and_gradients(hard):
+    space, flat = _tiny("darts")
+    nested = flat.clone(nest_cells=True)
+    flat = flat.clone(nest_cells=False)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    relax = (lambda a: jax.nn.one_hot(jnp.argmax(a, -1), a.shape[-1])) if hard else (lambda a: jax.nn.softmax(a, -1))
+    v = init_variables(flat, jax.random.PRNGKey(2), X, jax.tree_util.tree_map(relax, arch), train=False)
+    chex.assert_trees_all_equal_structs(v, init_variables(nested, jax.random.PRNGKey(2), X,
+                                                          jax.tree_util.tree_map(relax, arch), train=False))
+
+    def loss(model):
+        def f(params, arch):
+            w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1) + jax.lax.stop_gradient(relax(a)
+                                                                                              - jax.nn.softmax(a, -1)),
+                                       arch)
+            y, new = model.apply({**v, "params": params}, X, w, train=True, hard=hard, mutable=["batch_stats"])
+            return jnp.sum(y**2), new
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))
+
+    (l_flat, bs_flat), g_flat = loss(flat)(v["params"], arch)
+    (l_nest, bs_nest), g_nest = loss(nested)(v["params"], arch)
+    np.testing.assert_allclose(l_nest, l_flat, rtol=1e-5)
+    chex.assert_trees_all_close(g_nest, g_flat, rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(bs_nest, bs_flat, rtol=1e-5, atol=1e-6)
+    text = jax.jit(lambda w: nested.apply(v, X, w, train=False)).lower(
+        jax.tree_util.tree_map(relax, arch)).as_text()
+    assert text.count("stablehlo.case") == 3  # one per cell
+
+
+def test_nested_cells_give_nan_for_non_finite_weights():
+    space, model = _tiny("darts")
+    model = model.clone(nest_cells=True)
+    w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), space.init_arch(jax.random.PRNGKey(1)))
+    v = init_variables(model, jax.random.PRNGKey(2), X, w, train=False)
+    w["normal"] = w["normal"].at[0, 0].set(jnp.nan)
+    assert bool(jnp.all(jnp.isnan(model.apply(v, X, w, train=False))))
