@@ -204,7 +204,7 @@ def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
     The other branch (taken only when an edge weight is not finite) returns NaNs, what the cell itself would give.
     """
     n, h, wd, _ = s1.shape
-    shape = (n, h // stride, wd // stride, channels_out)
+    shape = (n, -(-h // stride), -(-wd // stride), channels_out)  # ceil: a stride-2 window with padding 1
 
     def run(mdl, a, b, weights):
         return mdl(a, b, weights, train, hard)
