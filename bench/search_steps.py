@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -44,7 +45,10 @@ PYTORCH_REFERENCE = {
 }
 
 
-def run_case(name: str, steps: int) -> dict:
+CHOICES = {"auto": None, "yes": True, "no": False}
+
+
+def run_case(name: str, steps: int, split: str = "auto", nest_cells: str = "auto") -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -55,7 +59,10 @@ def run_case(name: str, steps: int) -> dict:
 
     space_name, C, layers, batch, mode, hessian = CASES[name]
     space = get_space(space_name)
-    model = DartsSearchNetwork(C=C, layers=layers) if space_name == "darts" else NB201Supernet(C=C, N=layers)
+    if space_name == "darts":
+        model = DartsSearchNetwork(C=C, layers=layers, nest_cells=CHOICES[nest_cells])
+    else:
+        model = NB201Supernet(C=C, N=layers)
     cfg = OptimConfig()
     w_opt, a_opt = make_weight_optimizer(cfg, 1000), make_arch_optimizer(cfg)
     key = jax.random.PRNGKey(0)
@@ -64,7 +71,8 @@ def run_case(name: str, steps: int) -> dict:
     t0 = time.perf_counter()
     state = init_search_state(model, space.init_arch(key), x, key, w_opt, a_opt)
     init_s = time.perf_counter() - t0
-    step = make_step(model, mode=mode, relaxation="softmax", w_optimizer=w_opt, a_optimizer=a_opt, hessian=hessian)
+    step = make_step(model, mode=mode, relaxation="softmax", w_optimizer=w_opt, a_optimizer=a_opt, hessian=hessian,
+                     split=CHOICES[split])
     batch_xy, val_xy = (x, y), (x[::-1], y[::-1])
     t0 = time.perf_counter()
     state, metrics = step(state, batch_xy, val_xy)
@@ -80,6 +88,7 @@ def run_case(name: str, steps: int) -> dict:
     return {
         "case": name, "space": space_name, "C": C, "layers": layers, "batch": batch, "mode": mode,
         "hessian": hessian if mode == "bilevel-2nd" else None, "impl": {k: ops.default_impl(k) for k in ops.KINDS},
+        "split": hasattr(step, "programs"), "nest_cells": model._nested() if space_name == "darts" else None,
         "backend": jax.default_backend(), "jax": jax.__version__,
         "init_s": round(init_s, 2), "first_step_s (trace+compile+run)": round(first_s, 1),
         "median_step_s": round(med, 3), "steps_per_s": round(1.0 / med, 3), "step_times_s": [round(t, 3) for t in times],
@@ -88,12 +97,24 @@ def run_case(name: str, steps: int) -> dict:
     }
 
 
+def compile_times(log: str) -> dict:
+    """Seconds XLA spent compiling each program of more than a second, from the worker's jax_log_compiles log."""
+    times = {}
+    for name, secs in re.findall(r"Finished XLA compilation of (\S+) in ([0-9.e+-]+) sec", log):
+        if float(secs) >= 1.0:
+            times[name] = round(times.get(name, 0.0) + float(secs), 1)
+    return times
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", action="append", choices=sorted(CASES), help="run only these cases")
     ap.add_argument("--steps", type=int, default=5, help="timed steps after the first one")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "search_steps.jsonl"))
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per case")
+    ap.add_argument("--split", choices=sorted(CHOICES), default="auto", help="make_step(split=...)")
+    ap.add_argument("--nest-cells", choices=sorted(CHOICES), default="auto", help="DartsSearchNetwork(nest_cells=...)")
+    ap.add_argument("--note", help="stored with each result row")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -101,12 +122,16 @@ def main(argv=None):
         print("\n".join(CASES))
         return 0
     if args.worker:
-        print(json.dumps(run_case(args.worker, args.steps)))
+        import jax
+
+        jax.config.update("jax_log_compiles", True)
+        print(json.dumps(run_case(args.worker, args.steps, args.split, args.nest_cells)))
         return 0
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     rows = []
     for name in args.case or list(CASES):
-        cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps)]
+        cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps), "--split", args.split,
+               "--nest-cells", args.nest_cells]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             if proc.returncode != 0:
@@ -114,6 +139,7 @@ def main(argv=None):
                 row = {"case": name, "error": last[0] if last else f"worker exited with status {proc.returncode}"}
             else:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
+                row["compile_s"] = compile_times(proc.stderr)
         except subprocess.TimeoutExpired:
             row = {"case": name, "error": f"timed out after {args.timeout} s"}
         ref = PYTORCH_REFERENCE.get(name)
@@ -123,6 +149,8 @@ def main(argv=None):
             if "peak_gb" in ref:
                 row["pytorch_peak_gb"] = ref["peak_gb"]
         row["date"] = time.strftime("%Y-%m-%d %H:%M")
+        if args.note:
+            row["note"] = args.note
         rows.append(row)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")

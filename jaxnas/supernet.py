@@ -218,12 +218,14 @@ def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
 class DartsSearchNetwork(nn.Module):
     """The DARTS search network (C=16, 8 cells, reductions at 1/3 and 2/3 of the depth, stem multiplier 3).
 
-    ``nest_cells`` runs every cell as the branch of a conditional, so that XLA:CPU compiles each cell's forward and
-    backward as a nested program. A search step is otherwise one flat sequence of ~4,500 kernels per cell, and
-    XLA:CPU orders such a sequence by comparing every pair of kernels (quadratic time and memory): the flat 8-cell
-    first-order step did not compile within 19 GB on a 2-core machine; nested, it compiles in 752 s and 8.5 GB. The
-    price is speed: nested cells run 3.3x slower (2-cell step, batch 16: 2.61 s against 0.79 s flat). Default
-    (None): nested on CPU for networks of more than 4 cells, flat otherwise. Results are the same either way.
+    ``nest_cells=True`` runs every cell as the branch of a conditional, so that XLA:CPU compiles each cell's forward
+    and backward as a nested program. XLA:CPU orders the kernels of a program by comparing every pair (quadratic
+    time and memory; ~4,500 kernels per cell in a search step), and nesting keeps each sequence short: the flat
+    8-cell first-order step as one program did not compile within 19 GB on a 2-core machine; nested, it compiled in
+    752 s and 8.5 GB. The price is speed: nested cells run 3.3x slower (2-cell step, batch 16: 2.61 s against
+    0.79 s flat). On CPU :func:`jaxnas.search.make_step` now splits the bi-level steps into programs of one gradient
+    each, which compile flat (8 cells: 585 s, 3.9 s per step), so the default is flat (``None`` or ``False``).
+    Results are the same either way.
     """
 
     C: int = 16
@@ -237,9 +239,7 @@ class DartsSearchNetwork(nn.Module):
     nest_cells: bool | None = None
 
     def _nested(self) -> bool:
-        if self.nest_cells is None:
-            return jax.default_backend() == "cpu" and self.layers > 4
-        return self.nest_cells
+        return bool(self.nest_cells)
 
     @nn.compact
     def __call__(self, x, weights, train: bool = True, hard: bool = False):

@@ -293,6 +293,7 @@ def make_step(
     mesh: jax.sharding.Mesh | None = None,
     donate: bool = True,
     jit: bool = True,
+    split: bool | None = None,
 ) -> Callable:
     """Build ``step(state, batch, val_batch=None) -> (state, metrics)``.
 
@@ -316,6 +317,13 @@ def make_step(
       hessian: ``"exact"`` or ``"finite_difference"`` (second order only); ``fd_radius``: DARTS's 0.01.
       mesh: a device mesh with a ``'data'`` axis: batches sharded over it, state replicated.
       donate: donate the input state's buffers. jit: return the plain (un-jitted) function when False.
+      split: run a bi-level step as a short sequence of jitted programs, none holding more than one gradient of the
+        supernet (the arch gradient; the weight update; second order: the unrolled weights, the val gradient, the
+        mixed second derivative), instead of one program. The same function, equal up to float rounding. Default
+        (None): split on CPU without a mesh, where XLA's compile time grows with the square of a program's kernel
+        count (the 8-cell DARTS first-order step compiles as one program in 752 s with nested cells and runs at
+        10.8 s per step; split, flat, see the README); one program elsewhere. The single-level and weight-only
+        steps are one gradient and always one program. The split step has ``.programs`` (its jitted parts).
     """
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -394,60 +402,79 @@ def make_step(
             return upcoming_lr(state)
         return xi(state.step) if callable(xi) else xi
 
-    def step(state: SearchState, batch, val_batch=None):
+    def check_batches(val_batch):
         if mode.startswith("bilevel") and val_batch is None:
             raise ValueError(f"mode {mode!r} needs a val_batch: step(state, batch, val_batch)")
-        temp = temperature_at(state.step)
-        key, k_w, k_a, k_t = jax.random.split(state.key, 4)
-        metrics = {"temperature": jnp.asarray(temp, jnp.float32)}
-        arch, a_opt_state = state.arch, state.a_opt_state
 
-        if mode == "single":
+    def keys_of(state):
+        """``(next key, weight-step key, arch-step key, unroll key)``: every phase splits the same way."""
+        return jax.random.split(state.key, 4)
 
-            def objective(p, a):
-                loss, aux = loss_of(p, a, state.batch_stats, batch, k_w, temp)
-                pen = penalty_of(aux[2])
-                return loss + pen, (loss, pen, aux)
+    def val_loss_at(state, val_batch):
+        """``(params, arch) -> (val loss + penalty, (loss, penalty, logits))`` with this step's arch key."""
+        k_a, temp = keys_of(state)[2], temperature_at(state.step)
 
-            (_, (loss, pen, (logits, new_bs, _))), (g_w, g_a) = jax.value_and_grad(
-                objective, argnums=(0, 1), has_aux=True
-            )(state.params, state.arch)
-            w_updates, w_opt_state = w_optimizer.update(g_w, state.w_opt_state, state.params)
-            params = optax.apply_updates(state.params, w_updates)
-            arch, a_opt_state = arch_update(state, g_a)
-            _, y = unpack_batch(batch)
-            metrics.update(loss=loss, **acc(logits, y))
-            if arch_penalty is not None:
-                metrics["penalty"] = pen
+        def val_loss(p, a):
+            loss, (logits, _, weights) = loss_of(p, a, state.batch_stats, val_batch, k_a, temp)
+            pen = penalty_of(weights)
+            return loss + pen, (loss, pen, logits)
+
+        return val_loss
+
+    def train_loss_at(state, batch):
+        """``(params, arch) -> train loss`` with this step's unroll key (second order)."""
+        k_t, temp = keys_of(state)[3], temperature_at(state.step)
+        return lambda p, a: loss_of(p, a, state.batch_stats, batch, k_t, temp)[0]
+
+    def arch_metrics(val_aux, val_batch):
+        v_loss, pen, v_logits = val_aux
+        metrics = {"val_loss": v_loss, **val_acc(v_logits, unpack_batch(val_batch)[1])}
+        if arch_penalty is not None:
+            metrics["penalty"] = pen
+        return metrics
+
+    def arch_grad(state, batch, val_batch):
+        """The bi-level arch gradient and its metrics, in one program."""
+        val_loss = val_loss_at(state, val_batch)
+        if mode == "bilevel-1st":
+            (_, aux), g_a = jax.value_and_grad(val_loss, argnums=1, has_aux=True)(state.params, state.arch)
         else:
-            if mode in ("bilevel-1st", "bilevel-2nd"):
+            _, aux, g_a = unrolled_arch_grad(
+                train_loss_at(state, batch), val_loss, state.params, state.arch, xi_at(state), hessian, fd_radius
+            )
+        return g_a, arch_metrics(aux, val_batch)
 
-                def val_loss(p, a):
-                    loss, (logits, _, weights) = loss_of(p, a, state.batch_stats, val_batch, k_a, temp)
-                    pen = penalty_of(weights)
-                    return loss + pen, (loss, pen, logits)
+    def single_step(state, batch, val_batch):
+        temp = temperature_at(state.step)
+        key, k_w, k_a, _ = keys_of(state)
 
-                if mode == "bilevel-1st":
-                    (_, (v_loss, pen, v_logits)), g_a = jax.value_and_grad(val_loss, argnums=1, has_aux=True)(
-                        state.params, state.arch
-                    )
-                else:
+        def objective(p, a):
+            loss, aux = loss_of(p, a, state.batch_stats, batch, k_w, temp)
+            pen = penalty_of(aux[2])
+            return loss + pen, (loss, pen, aux)
 
-                    def train_loss(p, a):
-                        return loss_of(p, a, state.batch_stats, batch, k_t, temp)[0]
+        (_, (loss, pen, (logits, new_bs, _))), (g_w, g_a) = jax.value_and_grad(
+            objective, argnums=(0, 1), has_aux=True
+        )(state.params, state.arch)
+        w_updates, w_opt_state = w_optimizer.update(g_w, state.w_opt_state, state.params)
+        params = optax.apply_updates(state.params, w_updates)
+        arch, a_opt_state = arch_update(state, g_a)
+        metrics = {"temperature": jnp.asarray(temp, jnp.float32), "loss": loss, **acc(logits, unpack_batch(batch)[1])}
+        if arch_penalty is not None:
+            metrics["penalty"] = pen
+        return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
 
-                    _, (v_loss, pen, v_logits), g_a = unrolled_arch_grad(
-                        train_loss, val_loss, state.params, state.arch, xi_at(state), hessian, fd_radius
-                    )
-                arch, a_opt_state = arch_update(state, g_a)
-                _, v_y = unpack_batch(val_batch)
-                metrics.update(val_loss=v_loss, **val_acc(v_logits, v_y))
-                if arch_penalty is not None:
-                    metrics["penalty"] = pen
-            params, new_bs, w_opt_state, w_metrics = weight_update(state, arch, batch, k_w, temp)
-            metrics.update(w_metrics)
+    def weight_phase(state, arch, a_opt_state, batch, val_batch, arch_metrics_=None):
+        """The weight step on the train batch at ``arch`` (already updated in the bi-level modes), then the state."""
+        temp = temperature_at(state.step)
+        key, k_w, _, _ = keys_of(state)
+        params, new_bs, w_opt_state, w_metrics = weight_update(state, arch, batch, k_w, temp)
+        metrics = {"temperature": jnp.asarray(temp, jnp.float32), **(arch_metrics_ or {}), **w_metrics}
+        return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
 
+    def finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics):
         if val_batch is not None and mode in ("weights", "single"):
+            k_a, temp = keys_of(state)[2], temperature_at(state.step)
             v_loss, (v_logits, _, _) = loss_of(params, arch, new_bs, val_batch, k_a, temp)
             metrics.update(val_loss=v_loss, **val_acc(v_logits, unpack_batch(val_batch)[1]))
         lr = current_learning_rate(w_opt_state)  # the one this step's weight update used
@@ -464,18 +491,128 @@ def make_step(
         )
         return new_state, metrics
 
+    def step(state: SearchState, batch, val_batch=None):
+        check_batches(val_batch)
+        if mode == "single":
+            return single_step(state, batch, val_batch)
+        arch, a_opt_state, a_metrics = state.arch, state.a_opt_state, None
+        if mode in ("bilevel-1st", "bilevel-2nd"):
+            g_a, a_metrics = arch_grad(state, batch, val_batch)
+            arch, a_opt_state = arch_update(state, g_a)
+        return weight_phase(state, arch, a_opt_state, batch, val_batch, a_metrics)
+
+    if split is None:
+        split = jit and mesh is None and mode.startswith("bilevel") and jax.default_backend() == "cpu"
+    if split and mesh is not None:
+        raise ValueError("split=True runs the step as several jitted programs on one device; it cannot take a mesh")
     if not jit:
         return step
     if mesh is not None:
         from jaxnas.search import parallel
 
         return parallel.jit_data_parallel(step, mesh, donate=donate)
-    jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=xla.compiler_options())
+    options = xla.compiler_options()
+    if split and mode.startswith("bilevel"):
+        return _split_bilevel_step(
+            mode, hessian, fd_radius, check_batches, val_loss_at, train_loss_at, arch_metrics, arch_update,
+            weight_phase, xi_at, donate, options,
+        )
+    jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
     def run(state, batch, val_batch=None):
         return jitted(state, batch, val_batch)
 
     run.jitted = jitted
+    return run
+
+
+def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, train_loss_at, arch_metrics,
+                        arch_update, weight_phase, xi_at, donate, options):
+    """A bi-level step as a sequence of jitted programs, each at most one gradient of the supernet.
+
+    The same function as the single-program step (same keys, temperature, learning rates; equal up to float
+    rounding), arranged so that no program holds more than one forward+backward pass (the exact second-order
+    mixed derivative: one forward-over-reverse pass). Why: XLA:CPU orders the kernels of a program by comparing every
+    pair, so compiling one program of n passes costs about n^2 times one pass (README, "Conv implementation per
+    backend"). Second order, in both Hessian modes (``w' = w - xi g_w``, ``d = grad_w' L_val(w', a)``):
+
+    - exact: ``grad_a L_val(w', a) - xi * D_w[grad_a L_train(w, a)] d`` (the mixed second derivative as a JVP of
+      the arch gradient, equal to differentiating through the unrolled update);
+    - finite difference: DARTS's ``(grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)`` in place of the
+      JVP; the two gradients are the same compiled program.
+    """
+    jit = functools.partial(jax.jit, compiler_options=options)
+
+    @jit
+    def grad_1st(state, batch, val_batch):
+        (_, aux), g_a = jax.value_and_grad(val_loss_at(state, val_batch), argnums=1, has_aux=True)(
+            state.params, state.arch
+        )
+        return g_a, arch_metrics(aux, val_batch)
+
+    @jit
+    def unrolled_params(state, batch):
+        g_w = jax.grad(train_loss_at(state, batch))(state.params, state.arch)
+        xi = xi_at(state)
+        return jax.tree_util.tree_map(lambda p, g: p - xi * g, state.params, g_w)
+
+    @jit
+    def val_grads(state, w_prime, val_batch):
+        (_, aux), (d_w, d_a) = jax.value_and_grad(val_loss_at(state, val_batch), argnums=(0, 1), has_aux=True)(
+            w_prime, state.arch
+        )
+        return d_w, d_a, arch_metrics(aux, val_batch)
+
+    @jit
+    def mixed_term(state, batch, d_w):
+        """``D_w[grad_a L_train(w, a)] d_w``, exact."""
+        train_loss = train_loss_at(state, batch)
+        return jax.jvp(lambda p: jax.grad(train_loss, argnums=1)(p, state.arch), (state.params,), (d_w,))[1]
+
+    @jit
+    def perturbed(state, d_w):
+        eps = fd_radius / (optax.tree.norm(d_w) + 1e-12)
+        w_plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, state.params, d_w)
+        w_minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, state.params, d_w)
+        return w_plus, w_minus, eps
+
+    @jit
+    def train_arch_grad(state, params, batch):
+        return jax.grad(train_loss_at(state, batch), argnums=1)(params, state.arch)
+
+    @jit
+    def hyper_update(state, d_a, mixed):
+        xi = xi_at(state)
+        g_a = jax.tree_util.tree_map(lambda da, m: da - xi * m, d_a, mixed)
+        return arch_update(state, g_a)
+
+    @jit
+    def fd_mixed(g_plus, g_minus, eps):
+        return jax.tree_util.tree_map(lambda gp, gm: (gp - gm) / (2 * eps), g_plus, g_minus)
+
+    update_arch = jit(arch_update)
+    finish = jax.jit(weight_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
+
+    def run(state, batch, val_batch=None):
+        check_batches(val_batch)
+        if mode == "bilevel-1st":
+            g_a, a_metrics = grad_1st(state, batch, val_batch)
+            arch, a_opt_state = update_arch(state, g_a)
+        else:
+            d_w, d_a, a_metrics = val_grads(state, unrolled_params(state, batch), val_batch)
+            if hessian == "exact":
+                mixed = mixed_term(state, batch, d_w)
+            else:
+                w_plus, w_minus, eps = perturbed(state, d_w)
+                mixed = fd_mixed(train_arch_grad(state, w_plus, batch), train_arch_grad(state, w_minus, batch), eps)
+            arch, a_opt_state = hyper_update(state, d_a, mixed)
+        return finish(state, arch, a_opt_state, batch, val_batch, a_metrics)
+
+    run.programs = {
+        "grad_1st": grad_1st, "unrolled_params": unrolled_params, "val_grads": val_grads, "mixed_term": mixed_term,
+        "perturbed": perturbed, "train_arch_grad": train_arch_grad, "hyper_update": hyper_update,
+        "fd_mixed": fd_mixed, "update_arch": update_arch, "finish": finish,
+    }
     return run
 
 

@@ -204,6 +204,46 @@ def test_finite_difference_hypergradient_agrees_with_exact():
     assert cosine > 0.99, cosine
 
 
+@pytest.mark.parametrize(
+    "mode, hessian", [("bilevel-1st", "exact"), ("bilevel-2nd", "exact"), ("bilevel-2nd", "finite_difference")]
+)
+def test_split_step_computes_the_one_program_step(mode, hessian):
+    """make_step(split=True) (the CPU default) runs the bi-level step as several programs; the same function."""
+    cfg = OptimConfig()
+    w_opt, a_opt = make_weight_optimizer(cfg, total_steps=10), make_arch_optimizer(cfg)
+    start = fresh_state(w_opt, a_opt)
+    results = {}
+    for split in (False, True):
+        step = make_step(MODEL, mode=mode, relaxation="gumbel", w_optimizer=w_opt, a_optimizer=a_opt, hessian=hessian,
+                         split=split, arch_penalty=penalty, donate=False)
+        assert hasattr(step, "programs") == split
+        state = start
+        for i in range(2):
+            state, metrics = step(state, batch(50 + i), batch(60 + i))
+        results[split] = state, metrics
+    (one, m_one), (split_state, m_split) = results[False], results[True]
+    assert sorted(m_one) == sorted(m_split)
+    chex.assert_trees_all_close(m_split, m_one, rtol=1e-5)
+    chex.assert_trees_all_close(split_state.arch, one.arch, atol=1e-6)
+    chex.assert_trees_all_close((split_state.params, split_state.batch_stats), (one.params, one.batch_stats),
+                                atol=1e-6)
+    assert not np.allclose(one.arch["cell"], start.arch["cell"], atol=1e-5)  # the arch did move
+    np.testing.assert_array_equal(jax.random.key_data(split_state.key), jax.random.key_data(one.key))
+    assert int(split_state.step) == 2
+
+
+def test_split_is_the_cpu_default_for_bilevel_steps_only():
+    w_opt, a_opt = optax.sgd(0.1), optax.sgd(0.1)
+    on_cpu = jax.default_backend() == "cpu"
+    assert hasattr(make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt), "programs") == on_cpu
+    assert not hasattr(make_step(MODEL, mode="single", w_optimizer=w_opt, a_optimizer=a_opt), "programs")
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("data",))
+    assert not hasattr(make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt, mesh=mesh),
+                       "programs")
+    with pytest.raises(ValueError, match="cannot take a mesh"):
+        make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt, mesh=mesh, split=True)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # optimizers
 
