@@ -122,10 +122,13 @@ def main(argv=None):
         print("\n".join(CASES))
         return 0
     if args.worker:
+        from jaxnas import hostmem
+
+        host_malloc = hostmem.keep_host_memory()  # as the CLI does on CPU; JAXNAS_CPU_MALLOC=default opts out
         import jax
 
         jax.config.update("jax_log_compiles", True)
-        print(json.dumps(run_case(args.worker, args.steps, args.split, args.nest_cells)))
+        print(json.dumps({**run_case(args.worker, args.steps, args.split, args.nest_cells), "host_malloc_kept": host_malloc}))
         return 0
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     rows = []
