@@ -138,7 +138,9 @@ def main(argv=None):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             if proc.returncode != 0:
-                last = proc.stderr.strip().splitlines()[-1:]
+                lines = proc.stderr.strip().splitlines()
+                errors = [ln for ln in lines if re.match(r"^[\w.]+: ", ln) and ("Error" in ln or "Exception" in ln)]
+                last = (errors or lines)[-1:]
                 row = {"case": name, "error": last[0] if last else f"worker exited with status {proc.returncode}"}
             else:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])

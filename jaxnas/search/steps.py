@@ -531,15 +531,15 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, tr
     """A bi-level step as a sequence of jitted programs, each at most one gradient of the supernet.
 
     The same function as the single-program step (same keys, temperature, learning rates; equal up to float
-    rounding), arranged so that no program holds more than one forward+backward pass (the exact second-order
-    mixed derivative: one forward-over-reverse pass). Why: XLA:CPU orders the kernels of a program by comparing every
+    rounding), arranged so that no program holds more than one gradient (the exact second-order mixed derivative:
+    the gradient of a gradient). Why: XLA:CPU orders the kernels of a program by comparing every
     pair, so compiling one program of n passes costs about n^2 times one pass (README, "Conv implementation per
     backend"). Second order, in both Hessian modes (``w' = w - xi g_w``, ``d = grad_w' L_val(w', a)``):
 
-    - exact: ``grad_a L_val(w', a) - xi * D_w[grad_a L_train(w, a)] d`` (the mixed second derivative as a JVP of
-      the arch gradient, equal to differentiating through the unrolled update);
+    - exact: ``grad_a L_val(w', a) - xi * grad_a <grad_w L_train(w, a), d>`` (the mixed second derivative along
+      ``d``, equal to differentiating through the unrolled update);
     - finite difference: DARTS's ``(grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)`` in place of the
-      JVP; the two gradients are the same compiled program.
+      mixed term; the two gradients are the same compiled program.
     """
     jit = functools.partial(jax.jit, compiler_options=options)
 
@@ -565,9 +565,15 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, tr
 
     @jit
     def mixed_term(state, batch, d_w):
-        """``D_w[grad_a L_train(w, a)] d_w``, exact."""
+        """``grad_a <grad_w L_train(w, a), d_w>``, exact (reverse over reverse: forward mode cannot pass through
+        the custom-VJP ops of the supernets)."""
         train_loss = train_loss_at(state, batch)
-        return jax.jvp(lambda p: jax.grad(train_loss, argnums=1)(p, state.arch), (state.params,), (d_w,))[1]
+
+        def along_d(a):
+            g_w = jax.grad(train_loss)(state.params, a)
+            return sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(g_w), jax.tree_util.tree_leaves(d_w)))
+
+        return jax.grad(along_d)(state.arch)
 
     @jit
     def perturbed(state, d_w):

@@ -2,7 +2,8 @@
 
 ``model.apply({'params': p, 'batch_stats': bs}, x, weights, train=True, hard=False, mutable=['batch_stats'])`` with
 ``weights = {'cell': (2, 4)}``: two chained edges, each a mixed op over {3x3 conv, 1x1 conv, identity, zero}, then
-BatchNorm, global average pooling and a dense classifier. With ``hard=True`` the weights must be one-hot and only the
+BatchNorm, global average pooling and a dense classifier. Each node goes through ``fence_cotangent`` (a custom VJP,
+as in the real supernets), so the steps' second derivatives meet one. With ``hard=True`` the weights must be one-hot and only the
 chosen op's output is used (scaled by its weight, so straight-through gradients reach the architecture).
 """
 
@@ -12,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnas.ops import fence_cotangent
 
 NUM_EDGES, NUM_OPS = 2, 4
 
@@ -40,6 +43,7 @@ class TinySupernet(nn.Module):
                 h = w[e, idx] * outs[idx]
             else:
                 h = jnp.tensordot(w[e], outs, axes=1)
+            h = fence_cotangent(h)  # a custom-VJP op, as the real supernets' nodes: steps must differentiate it twice
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="bn")(h)
         return nn.Dense(self.num_classes, name="head")(h.mean(axis=(1, 2)))
 
