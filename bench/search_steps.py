@@ -124,7 +124,7 @@ def main(argv=None):
     if args.worker:
         from jaxnas import hostmem
 
-        host_malloc = hostmem.keep_host_memory()  # as the CLI does on CPU; JAXNAS_CPU_MALLOC=default opts out
+        host_malloc = hostmem.keep_host_memory()  # as the CLI does, with JAXNAS_CPU_MALLOC=keep
         import jax
 
         jax.config.update("jax_log_compiles", True)

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaxnas import hostmem
 
     if not hostmem.accelerator_installed():
-        hostmem.keep_host_memory()  # before anything imports JAX: XLA:CPU reuses its buffers' pages
+        hostmem.keep_host_memory()  # JAXNAS_CPU_MALLOC=keep: before anything imports JAX
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv and "search" in sub_names(parser):

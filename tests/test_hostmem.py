@@ -46,7 +46,7 @@ def test_too_late_or_unknown_choice():
     assert hostmem.keep_host_memory() is False
     os.environ["JAXNAS_CPU_MALLOC"] = "jemalloc"
     try:
-        with pytest.raises(ValueError, match="JAXNAS_CPU_MALLOC='jemalloc' is not one of keep, default"):
+        with pytest.raises(ValueError, match="JAXNAS_CPU_MALLOC='jemalloc' is not one of default, keep"):
             hostmem.keep_host_memory()
     finally:
         del os.environ["JAXNAS_CPU_MALLOC"]
