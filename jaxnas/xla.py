@@ -25,4 +25,3 @@ def compiler_options() -> dict[str, str] | None:
         raise ValueError(f"JAXNAS_CPU_SCHEDULER={choice!r} is not one of {', '.join(SCHEDULERS)}")
     scheduler = SCHEDULERS[choice]
     return {"xla_cpu_scheduler_type": scheduler} if scheduler else None
-

@@ -227,6 +227,14 @@ def unpack_batch(batch):
 # the bi-level arch gradient
 
 
+def fd_perturbation(params, d_w, fd_radius: float):
+    """DARTS's finite-difference points ``w± = w ± eps * d_w`` with ``eps = fd_radius / ||d_w||``: ``(w+, w-, eps)``."""
+    eps = fd_radius / (optax.tree.norm(d_w) + 1e-12)
+    w_plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, params, d_w)
+    w_minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, params, d_w)
+    return w_plus, w_minus, eps
+
+
 def unrolled_arch_grad(
     train_loss: Callable[[Any, Any], jax.Array],
     val_loss: Callable[[Any, Any], tuple[jax.Array, Any]],
@@ -263,9 +271,7 @@ def unrolled_arch_grad(
 
     w_prime = unrolled_params(arch)
     (value, aux), (d_w, d_a) = jax.value_and_grad(val_loss, argnums=(0, 1), has_aux=True)(w_prime, arch)
-    eps = fd_radius / (optax.tree.norm(d_w) + 1e-12)
-    w_plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, params, d_w)
-    w_minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, params, d_w)
+    w_plus, w_minus, eps = fd_perturbation(params, d_w, fd_radius)
     g_plus = jax.grad(train_loss, argnums=1)(w_plus, arch)
     g_minus = jax.grad(train_loss, argnums=1)(w_minus, arch)
     grad = jax.tree_util.tree_map(lambda da, gp, gm: da - xi * (gp - gm) / (2 * eps), d_a, g_plus, g_minus)
@@ -596,10 +602,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, tr
 
     @jit
     def perturbed(state, d_w):
-        eps = fd_radius / (optax.tree.norm(d_w) + 1e-12)
-        w_plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, state.params, d_w)
-        w_minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, state.params, d_w)
-        return w_plus, w_minus, eps
+        return fd_perturbation(state.params, d_w, fd_radius)
 
     @jit
     def train_arch_grad(state, params, batch):
