@@ -79,12 +79,14 @@ def run_case(name: str, steps: int, split: str = "auto", nest_cells: str = "auto
     jax.block_until_ready(metrics)
     first_s = time.perf_counter() - t0
     times = []
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps):
         t0 = time.perf_counter()
         state, metrics = step(state, batch_xy, val_xy)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / max(steps, 1)
     return {
         "case": name, "space": space_name, "C": C, "layers": layers, "batch": batch, "mode": mode,
         "hessian": hessian if mode == "bilevel-2nd" else None, "impl": {k: ops.default_impl(k) for k in ops.KINDS},
@@ -93,7 +95,7 @@ def run_case(name: str, steps: int, split: str = "auto", nest_cells: str = "auto
         "init_s": round(init_s, 2), "first_step_s (trace+compile+run)": round(first_s, 1),
         "median_step_s": round(med, 3), "steps_per_s": round(1.0 / med, 3), "step_times_s": [round(t, 3) for t in times],
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "loss_finite": bool(jnp.isfinite(metrics["loss"])),
+        "loss_finite": bool(jnp.isfinite(metrics["loss"])), "page_faults_per_step": int(faults),
     }
 
 
@@ -115,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--split", choices=sorted(CHOICES), default="auto", help="make_step(split=...)")
     ap.add_argument("--nest-cells", choices=sorted(CHOICES), default="auto", help="DartsSearchNetwork(nest_cells=...)")
     ap.add_argument("--note", help="stored with each result row")
+    ap.add_argument("--cache", help="JAX persistent compilation cache folder: a second run with the same programs "
+                    "skips compiling (its compile figures are then cache loads); for trying run-time settings")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -128,15 +132,22 @@ def main(argv=None):
         import jax
 
         jax.config.update("jax_log_compiles", True)
+        if args.cache:
+            jax.config.update("jax_compilation_cache_dir", args.cache)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         print(json.dumps({**run_case(args.worker, args.steps, args.split, args.nest_cells), "host_malloc_kept": host_malloc}))
         return 0
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     rows = []
     for name in args.case or list(CASES):
         cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps), "--split", args.split,
-               "--nest-cells", args.nest_cells]
+               "--nest-cells", args.nest_cells] + (["--cache", args.cache] if args.cache else [])
+        from jaxnas import hostmem
+
+        env = hostmem.hugepage_environment() or dict(os.environ)  # as the jaxnas command runs (JAXNAS_CPU_MALLOC)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
             if proc.returncode != 0:
                 lines = proc.stderr.strip().splitlines()
                 errors = [ln for ln in lines if re.match(r"^[\w.]+: ", ln) and ("Error" in ln or "Exception" in ln)]
@@ -156,6 +167,11 @@ def main(argv=None):
         row["date"] = time.strftime("%Y-%m-%d %H:%M")
         if args.note:
             row["note"] = args.note
+        if args.cache:
+            row["compile_cache"] = args.cache
+        row["cpu_malloc"] = hostmem.malloc_choice()
+        if env.get("GLIBC_TUNABLES"):
+            row["glibc_tunables"] = env["GLIBC_TUNABLES"]
         rows.append(row)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")

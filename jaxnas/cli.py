@@ -30,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from jaxnas import hostmem
 
-    if not hostmem.accelerator_installed():
-        hostmem.keep_host_memory()  # JAXNAS_CPU_MALLOC=keep: before anything imports JAX
+    try:
+        if not hostmem.accelerator_installed():  # XLA:CPU's buffers: huge pages (JAXNAS_CPU_MALLOC), before JAX
+            if argv is None:  # run as a command, not called from Python: glibc reads its tunables at start-up only
+                hostmem.reexec_with_hugepages()
+            hostmem.keep_host_memory()  # JAXNAS_CPU_MALLOC=keep
+    except ValueError as e:
+        print(f"jaxnas: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv and "search" in sub_names(parser):

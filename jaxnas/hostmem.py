@@ -1,8 +1,20 @@
-"""The host allocator: let glibc keep freed memory for XLA:CPU to reuse (no JAX import here; see keep_host_memory).
+"""The host allocator under XLA:CPU: huge pages for its buffers, optionally freed memory kept (no JAX import here).
 
-Measured on the DARTS normal search cell (C=16, batch 64, 32x32, forward+backward, 2 cores): 388k minor page faults
-per call -> 5, and 3.0-3.1 s -> 2.6 s per call (machine shared with a compile job), resident memory 3.0 -> 4.1 GB.
-Opt-in (``JAXNAS_CPU_MALLOC=keep``): it trades memory for speed.
+XLA:CPU allocates each program's buffers afresh at every call and glibc hands large blocks back to the OS on free,
+so every step faults in and zero-fills its whole working set again: the DARTS first-order search step at batch 64
+takes 2.03 million minor page faults (about 8 GB of 4 KB pages) per step. Two remedies, chosen with
+``JAXNAS_CPU_MALLOC``:
+
+- ``hugepages`` (what the ``jaxnas`` command uses unless told otherwise): glibc's ``glibc.malloc.hugetlb=1`` tunable,
+  which asks the kernel for transparent huge pages (2 MB) for malloc's memory. 8.9 thousand faults per step instead
+  of 2.03 million, 17.2 s per step instead of 19.1 s, no memory cost (``bench/search_steps.py``, DARTS 8 cells,
+  batch 64, first order); the normal cell at batch 64: 1.53 s per call instead of 2.0 s. glibc reads tunables
+  only when a process starts, so the command re-executes itself once with ``GLIBC_TUNABLES`` set
+  (:func:`reexec_with_hugepages`); a library user sets ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` before starting
+  Python. Needs glibc 2.35+ and transparent huge pages in ``madvise`` (or ``always``) mode.
+- ``keep`` (opt-in): huge pages, and glibc keeps freed memory for reuse (:func:`keep_host_memory`): no faults at
+  all, but the process's resident memory stays at its peak, compiler memory included.
+- ``plain``: glibc as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +27,68 @@ import sys
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
-MALLOC_CHOICES = ("default", "keep")
+MALLOC_CHOICES = ("hugepages", "keep", "plain")
+HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
+THP_MODE_FILE = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+
+def malloc_choice(environ=None) -> str:
+    """``JAXNAS_CPU_MALLOC`` from ``environ`` (default ``os.environ``), checked; unset means ``hugepages``."""
+    environ = os.environ if environ is None else environ
+    choice = environ.get("JAXNAS_CPU_MALLOC", "hugepages")
+    if choice not in MALLOC_CHOICES:
+        raise ValueError(f"JAXNAS_CPU_MALLOC={choice!r} is not one of {', '.join(MALLOC_CHOICES)}")
+    return choice
+
+
+def glibc_version() -> tuple[int, int] | None:
+    """``(major, minor)`` of the C library when it is glibc, else None."""
+    try:
+        name, version = os.confstr("CS_GNU_LIBC_VERSION").split()
+        major, minor = version.split(".")[:2]
+        return (int(major), int(minor)) if name == "glibc" else None
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def transparent_hugepage_mode(path: str = THP_MODE_FILE) -> str | None:
+    """The kernel's transparent huge page mode (``always``, ``madvise``, ``never``), or None when unknown."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    start, end = text.find("["), text.find("]")
+    return text[start + 1 : end] if 0 <= start < end else None
+
+
+def hugepage_environment(environ=None) -> dict[str, str] | None:
+    """``environ`` with :data:`HUGEPAGE_TUNABLE` added to ``GLIBC_TUNABLES``, or None when there is nothing to add:
+    asked not to (``JAXNAS_CPU_MALLOC=plain``), already there, not glibc 2.35+, or the kernel has no huge pages
+    to give on request (mode ``never``; ``always`` gives them anyway)."""
+    environ = dict(os.environ if environ is None else environ)
+    if malloc_choice(environ) == "plain" or not sys.platform.startswith("linux"):
+        return None
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb=" in tunables:
+        return None
+    if (glibc_version() or (0, 0)) < (2, 35) or transparent_hugepage_mode() != "madvise":
+        return None
+    environ["GLIBC_TUNABLES"] = f"{tunables}:{HUGEPAGE_TUNABLE}" if tunables else HUGEPAGE_TUNABLE
+    return environ
+
+
+def reexec_with_hugepages() -> None:
+    """Start this process again, same command line, with :func:`hugepage_environment` (glibc reads its tunables
+    only at start-up). Does nothing when there is nothing to add or once JAX is imported (work may have begun).
+    For commands only: the ``jaxnas`` entry point calls it first thing."""
+    environ = hugepage_environment()
+    if environ is None or "jax" in sys.modules:
+        return
+    argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *argv[1:]], environ)
 
 
 def keep_host_memory() -> bool:
@@ -31,10 +104,7 @@ def keep_host_memory() -> bool:
     first thing, before ``import jax``; this module imports nothing of JAX). Returns whether it applied (False
     unless asked for, on non-glibc systems, or once JAX is imported).
     """
-    choice = os.environ.get("JAXNAS_CPU_MALLOC", "default")
-    if choice not in MALLOC_CHOICES:
-        raise ValueError(f"JAXNAS_CPU_MALLOC={choice!r} is not one of {', '.join(MALLOC_CHOICES)}")
-    if choice == "default" or not sys.platform.startswith("linux") or "jax" in sys.modules:
+    if malloc_choice() != "keep" or not sys.platform.startswith("linux") or "jax" in sys.modules:
         return False  # with JAX imported its threads may already own arenas that still unmap: too late
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
