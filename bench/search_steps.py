@@ -139,13 +139,13 @@ def main(argv=None):
         print(json.dumps({**run_case(args.worker, args.steps, args.split, args.nest_cells), "host_malloc_kept": host_malloc}))
         return 0
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    from jaxnas import hostmem
+
+    env = hostmem.hugepage_environment() or dict(os.environ)  # as the jaxnas command runs (JAXNAS_CPU_MALLOC)
     rows = []
     for name in args.case or list(CASES):
         cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps), "--split", args.split,
                "--nest-cells", args.nest_cells] + (["--cache", args.cache] if args.cache else [])
-        from jaxnas import hostmem
-
-        env = hostmem.hugepage_environment() or dict(os.environ)  # as the jaxnas command runs (JAXNAS_CPU_MALLOC)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
             if proc.returncode != 0:
