@@ -595,8 +595,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, tr
         train_loss = train_loss_at(state, batch)
 
         def along_d(a):
-            g_w = jax.grad(train_loss)(state.params, a)
-            return sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(g_w), jax.tree_util.tree_leaves(d_w)))
+            return optax.tree.vdot(jax.grad(train_loss)(state.params, a), d_w)
 
         return jax.grad(along_d)(state.arch)
 
