@@ -18,6 +18,7 @@ import json
 import os
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ CASES = {
     "darts-64-single": ("darts", 16, 8, 64, "single", "exact"),
     "darts-64-bilevel-1st": ("darts", 16, 8, 64, "bilevel-1st", "exact"),
     "darts-64-bilevel-2nd": ("darts", 16, 8, 64, "bilevel-2nd", "exact"),
+    "darts-64-bilevel-2nd-fd": ("darts", 16, 8, 64, "bilevel-2nd", "finite_difference"),
 }
 # original PyTorch DARTS on this machine, median seconds per step (and peak memory), from the search-engine issue
 PYTORCH_REFERENCE = {
@@ -152,7 +154,12 @@ def main(argv=None):
                 lines = proc.stderr.strip().splitlines()
                 errors = [ln for ln in lines if re.match(r"^[\w.]+: ", ln) and ("Error" in ln or "Exception" in ln)]
                 last = (errors or lines)[-1:]
-                row = {"case": name, "error": last[0] if last else f"worker exited with status {proc.returncode}"}
+                if proc.returncode < 0:  # killed: by the kernel's OOM killer when it is SIGKILL during a compile
+                    signame = signal.Signals(-proc.returncode).name
+                    row = {"case": name, "error": f"worker killed by {signame} (out of memory?)",
+                           "last_log_line": last[0] if last else None}
+                else:
+                    row = {"case": name, "error": last[0] if last else f"worker exited with status {proc.returncode}"}
             else:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 row["compile_s"] = compile_times(proc.stderr)

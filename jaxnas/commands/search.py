@@ -111,7 +111,9 @@ def register(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d.checkpoint_every})")
     p.add_argument("--log-every", type=int, help=f"steps between metrics.jsonl step records (default {d.log_every})")
     p.add_argument("--temperature", help="auto, constant:T, linear:T0,T1 or exp:T0,RATE,TMIN (default auto)")
-    p.add_argument("--hessian", choices=("exact", "finite_difference"), help="bilevel-2nd: default exact")
+    p.add_argument("--hessian", choices=("exact", "finite_difference"),
+                   help="bilevel-2nd: default exact (on a CPU with 24 GB, compiling exact for the 8-cell DARTS "
+                        "network runs out of memory: use finite_difference there)")
     p.add_argument("--w-lr", type=float, help=f"weight learning rate (default {OptimConfig().w_lr})")
     p.add_argument("--a-lr", type=float, help=f"architecture learning rate (default {OptimConfig().a_lr})")
     p.add_argument("--weight-decay", type=float, help=f"weight decay (default {OptimConfig().w_weight_decay})")
