@@ -9,8 +9,8 @@ takes 2.03 million minor page faults (about 8 GB of 4 KB pages) per step. Two re
   which asks the kernel for transparent huge pages (2 MB) for malloc's memory. 8.9 thousand faults per step instead
   of 2.03 million, 17.2 s per step instead of 19.1 s, peak 13.7 GB instead of 14.3 (``bench/search_steps.py``, DARTS
   8 cells, batch 64, first order, before ``ops.materialize``); the normal cell at batch 64: 1.53 s per call instead
-  of 2.0 s. glibc reads tunables
-  only when a process starts, so the command re-executes itself once with ``GLIBC_TUNABLES`` set
+  of 2.0 s. glibc reads tunables only when a process starts, so the command re-executes itself once with
+  ``GLIBC_TUNABLES`` set
   (:func:`reexec_with_hugepages`); a library user sets ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` before starting
   Python. Needs glibc 2.35+ and transparent huge pages in ``madvise`` (or ``always``) mode.
 - ``keep`` (opt-in): huge pages, and glibc keeps freed memory for reuse (:func:`keep_host_memory`): no faults at
