@@ -2,8 +2,8 @@
 
     python bench/conv_impl.py [--batch 16] [--channels 16] [--layers 8] [--repeats 5] [--space darts]
 
-For "auto" (the per-kind choice of jaxnas.ops.default_impl: on CPU, shift for depthwise convs and strided max
-pooling, xla for the rest) and for each single implementation in jaxnas.ops.IMPLS used everywhere, it jits one gradient of the cross-entropy with respect to the weights and
+For "auto" (the per-kind choice of jaxnas.nn.ops.default_impl: on CPU, shift for depthwise convs and strided max
+pooling, xla for the rest) and for each single implementation in jaxnas.nn.ops.IMPLS used everywhere, it jits one gradient of the cross-entropy with respect to the weights and
 the architecture parameters (softmax edge weights, as a DARTS step computes), then reports the compile time and the
 median of --repeats timed calls. Implementations alternate within one run, so that their ratio is meaningful on a
 shared, noisy machine. Prints one JSON object.
@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnas import ops
-from jaxnas.spaces import get_space
-from jaxnas.supernet import DartsSearchNetwork, NB201Supernet
+from jaxnas.nn import ops
+from jaxnas.registry import get_space
+from jaxnas.nn.supernet import DartsSearchNetwork, NB201Supernet
 
 
 def build(space_name, impl, batch, channels, layers):

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-# jaxnas.xla.SCHEDULERS restated: older checkouts measured through PYTHONPATH do not have jaxnas.xla
+# jaxnas.platform.xla.SCHEDULERS restated: older checkouts measured through PYTHONPATH do not have jaxnas.platform.xla
 SCHEDULERS = {"memory": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED", "default": None}
 
 
@@ -30,8 +30,8 @@ def run_case(reduction: bool, batch: int, channels: int, size: int, scheduler: s
     import jax.numpy as jnp
 
     import jaxnas
-    from jaxnas import ops
-    from jaxnas.supernet import DartsSearchCell
+    from jaxnas.nn import ops
+    from jaxnas.nn.supernet import DartsSearchCell
 
     cell = DartsSearchCell(channels, reduction, False)
     s0 = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, 4 * channels))

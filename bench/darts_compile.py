@@ -18,12 +18,12 @@ os.environ.setdefault("JAXNAS_COMPILATION_CACHE", "off")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxnas import ops  # noqa: E402
+from jaxnas.nn import ops  # noqa: E402
 from jaxnas.search.steps import (  # noqa: E402
     OptimConfig, cross_entropy, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer,
 )
-from jaxnas.spaces import get_space  # noqa: E402
-from jaxnas.supernet import DartsSearchNetwork  # noqa: E402
+from jaxnas.registry import get_space  # noqa: E402
+from jaxnas.nn.supernet import DartsSearchNetwork  # noqa: E402
 
 
 def main(what: str, C: int, layers: int, batch: int, impl: str) -> dict:

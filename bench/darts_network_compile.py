@@ -9,7 +9,7 @@ backend"). How the traced function is set up changes the cost: with x, params an
 statistics closed over, 1 cell compiles in 25 s (1.1 GB) and 2 cells in 67 s (2.0 GB), while bench/darts_compile.py's
 forward+backward of 2 cells (batch statistics as an argument, x closed over, gradient in the weights only) takes
 231 s and 4.9 GB. The difference was the gradient in the weights alone (``--wrt params``): before the supernet cells
-fenced their node gradients (``jaxnas.ops.fence_cotangent``) it compiled 1 cell in 100 s and ran 7x slower than the
+fenced their node gradients (``jaxnas.nn.ops.fence_cotangent``) it compiled 1 cell in 100 s and ran 7x slower than the
 gradient in weights and architecture together; with the fence 15 s. Prints one JSON line.
 """
 
@@ -21,8 +21,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jaxnas.spaces import get_space
-from jaxnas.supernet import DartsSearchNetwork
+from jaxnas.registry import get_space
+from jaxnas.nn.supernet import DartsSearchNetwork
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""How XLA:CPU's time for one loop fusion grows with its size (a benchmark; why ``jaxnas.ops.materialize`` exists).
+"""How XLA:CPU's time for one loop fusion grows with its size (a benchmark; why ``jaxnas.nn.ops.materialize`` exists).
 
     python bench/fusion_size.py                 # sums of n depthwise correlations, n = 1 2 4 8 16, 5x5 taps
     python bench/fusion_size.py --taps 3 --terms 4 8 12 16

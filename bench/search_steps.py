@@ -54,10 +54,10 @@ def run_case(name: str, steps: int, split: str = "auto", nest_cells: str = "auto
     import jax
     import jax.numpy as jnp
 
-    from jaxnas import ops
+    from jaxnas.nn import ops
     from jaxnas.search.steps import OptimConfig, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer
-    from jaxnas.spaces import get_space
-    from jaxnas.supernet import DartsSearchNetwork, NB201Supernet
+    from jaxnas.registry import get_space
+    from jaxnas.nn.supernet import DartsSearchNetwork, NB201Supernet
 
     space_name, C, layers, batch, mode, hessian = CASES[name]
     space = get_space(space_name)
@@ -128,7 +128,7 @@ def main(argv=None):
         print("\n".join(CASES))
         return 0
     if args.worker:
-        from jaxnas import hostmem
+        from jaxnas.platform import hostmem
 
         host_malloc = hostmem.keep_host_memory()  # as the CLI does, with JAXNAS_CPU_MALLOC=keep
         import jax
@@ -141,7 +141,7 @@ def main(argv=None):
         print(json.dumps({**run_case(args.worker, args.steps, args.split, args.nest_cells), "host_malloc_kept": host_malloc}))
         return 0
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    from jaxnas import hostmem
+    from jaxnas.platform import hostmem
 
     env = hostmem.hugepage_environment() or dict(os.environ)  # as the jaxnas command runs (JAXNAS_CPU_MALLOC)
     rows = []

@@ -38,9 +38,9 @@ def params_at_table_precision(params: int) -> float:
 
 def check_rows(rows):
     """Trace the network of every row; one tuple per (row, dataset)."""
-    from jaxnas.costs import image_spec, profile
-    from jaxnas.networks import NB201Network
-    from jaxnas.spaces import get_space
+    from jaxnas.nn.costs import image_spec, profile
+    from jaxnas.nn.networks import NB201Network
+    from jaxnas.registry import get_space
 
     space = get_space("nb201")
     results = []

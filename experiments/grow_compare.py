@@ -3,15 +3,15 @@
 For every ``dataset:horizon`` this trains, with ONE training budget for every final model (same steps, batch size,
 Adam learning rate, clipping, L1 loss, valid-RSE model selection every ``--eval-every`` steps, same seed):
 
-  lstm, gru          the :mod:`jaxnas.recurrent` baselines, trained directly;
+  lstm, gru          the :mod:`jaxnas.nn.recurrent` baselines, trained directly;
   darts              the DARTS recurrent search cell with ``--darts-nodes`` nodes, searched (first-order bi-level,
                      softmax, ``--search-steps``), derived with the darts-rnn rule (one predecessor and activation per
                      node), the derived ``DartsRnnCell`` retrained from scratch;
   grow-fixed         the two-input backbone at its final size (``--max-nodes``), searched the same way without any
-                     transform, derived (``jaxnas.grow.derive``), retrained from scratch as a fixed cell;
+                     transform, derived (``jaxnas.nn.grow.derive``), retrained from scratch as a fixed cell;
   grow-then-prune,   the two-input backbone grown from ``--start-nodes`` to ``--max-nodes`` by function-preserving
   interleaved        ``morph.add_node`` and pruned by ``morph.prune`` every ``--transform-every`` steps within the same
-                     search budget (:mod:`jaxnas.tasks.growing`), derived, retrained from scratch.
+                     search budget (:mod:`jaxnas.runners.recurrent_growth`), derived, retrained from scratch.
 
 Every search uses the same steps, batch size, weight optimizer and architecture learning rate. Rows are appended to
 ``<out>.jsonl`` as they finish; ``<out>`` (JSON) gets everything at the end, and a markdown table is printed
@@ -97,10 +97,10 @@ def machine() -> dict:
 
 
 def forecast_rows(args, dataset: str, horizon: int, emit, done=frozenset()) -> None:
-    from jaxnas import grow, recurrent
+    from jaxnas.nn import grow, recurrent
     from jaxnas.spaces.rnn import DartsRnnSpace
-    from jaxnas.tasks import forecast as F
-    from jaxnas.tasks import growing as G
+    from jaxnas.runners import forecast as F
+    from jaxnas.runners import recurrent_growth as G
 
     train_cfg = F.ForecastConfig(dataset=dataset, horizon=horizon, hidden=args.hidden, steps=args.train_steps,
                                  batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
@@ -156,15 +156,15 @@ def forecast_rows(args, dataset: str, horizon: int, emit, done=frozenset()) -> N
 
 def combiners(arch) -> dict:
     """The combiner each node of the derived cell keeps (add or hadamard)."""
-    from jaxnas import grow
+    from jaxnas.nn import grow
 
     return {k: grow.COMBINERS[int(np.argmax(v))] for k, v in sorted(arch.items()) if k.endswith("_comb")}
 
 
 def ptb_rows(args, emit, done=frozenset()) -> None:
-    from jaxnas import grow
-    from jaxnas.tasks import growing as G
-    from jaxnas.tasks import lm
+    from jaxnas.nn import grow
+    from jaxnas.runners import recurrent_growth as G
+    from jaxnas.runners import lm
 
     H = args.ptb_hidden
     train_cfg = lm.LMConfig(cell="lstm", hidden=H, embed_dim=H, steps=args.ptb_train_steps, batch_size=20, bptt=35,
@@ -222,7 +222,7 @@ def table(doc: dict) -> str:
 
 def cell_text(r) -> str:
     """Node by node: ``combiner(slot0, slot1)`` with ``op(src)`` operands (src 0 = W_x x_t, 1 = h_{t-1})."""
-    from jaxnas import grow
+    from jaxnas.nn import grow
 
     spec = grow.spec_from_json(r["derived"])
     parts = []

@@ -1,15 +1,36 @@
+"""Shared test set-up.
+
+* ``shared_data``: ``../shared/data`` beside the project root (or ``$JAXNAS_SHARED_DATA``). Tests that compare
+  against it skip, naming what is missing, on a clone without it; with ``JAXNAS_REQUIRE_SHARED=1`` (CI sets it) a
+  missing folder fails those tests instead.
+* The compilation cache: every test process shares ``$JAXNAS_TEST_JIT_CACHE`` (default: a folder in the temp dir),
+  so a second run of the suite skips most compiles.
+* Tiers: ``-m "not slow"`` is the fast tier for day-to-day work; the default command runs everything.
+"""
+
 import os
 import pathlib
+import tempfile
 
 import pytest
 
+from jaxnas.platform.cache import enable_compilation_cache
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("JAXNAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+REQUIRE_SHARED = os.environ.get("JAXNAS_REQUIRE_SHARED") == "1"
+TEST_JIT_CACHE = os.environ.get("JAXNAS_TEST_JIT_CACHE", str(pathlib.Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache"))
+
+enable_compilation_cache(TEST_JIT_CACHE)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-    """../shared/data beside the project root (present in every session and in CI)."""
+    """The reference data folder; skips (or fails under JAXNAS_REQUIRE_SHARED=1) when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"reference data not found at {SHARED_DATA}; set JAXNAS_SHARED_DATA")
+        message = (f"reference data not found at {SHARED_DATA} (the NB201 table, Fashion-MNIST IDX files); "
+                   "set JAXNAS_SHARED_DATA to its path")
+        if REQUIRE_SHARED:
+            pytest.fail(message + " (JAXNAS_REQUIRE_SHARED=1)")
+        pytest.skip(message)
     return SHARED_DATA

@@ -24,7 +24,7 @@ the DARTS supernet step: measured 19 min wall (11.5 min CPU) for 2 steps on a bu
 themselves take well under a second; the compilation cache (``~/.cache/jaxnas/xla``) makes a rerun or a resume skip it.
 """
 
-from jaxnas.search.loop import SearchConfig
+from jaxnas.runners.search import SearchConfig
 from jaxnas.search.steps import OptimConfig
 
 DARTS_OPTIM = OptimConfig(w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, w_grad_clip=5.0,

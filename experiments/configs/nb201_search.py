@@ -16,7 +16,7 @@ collapses to an all-skip-connect cell (about 54%), GDAS finds cells at about 93.
 embedded Fashion-MNIST subset and only checks that everything works (its genotype means little).
 """
 
-from jaxnas.search.loop import SearchConfig
+from jaxnas.runners.search import SearchConfig
 from jaxnas.search.steps import OptimConfig
 
 NB201_OPTIM = OptimConfig(w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_nesterov=True, w_weight_decay=5e-4,

@@ -189,7 +189,7 @@ def measure_latency(genotype, *, batch_size: int = 1, image_size: int = 32, chan
     ``block_until_ready``) and returns their median. The weights are random (latency does not depend on their
     values) and made without running the network's initialisers (:func:`synthetic_variables`).
     """
-    from jaxnas.networks import NB201Network
+    from jaxnas.nn.networks import NB201Network
 
     if warmup < 0 or repeats < 1:
         raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")

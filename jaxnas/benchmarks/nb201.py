@@ -6,7 +6,7 @@
     ...             dataset="cifar10")["test_acc"]
 
 Rows are in the official NB201 index order. An architecture can be given as that index (int), an arch string, an
-:class:`~jaxnas.genotypes.NB201Genotype` or an integer array of op indices per edge (``NB201Space.to_indices``
+:class:`~jaxnas.spaces.genotypes.NB201Genotype` or an integer array of op indices per edge (``NB201Space.to_indices``
 order, last axis of length 6, any leading shape). For jitted searches, :meth:`NB201Bench.by_code` reorders any
 column into *code order* (row ``code(ops) = sum_e ops[e] * 5**(5-e)``, the order of ``NB201Space.enumerate()``),
 so a metric of a batch of op-index arrays is a single gather: ``table[code(ops)]``.
@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas.genotypes import NB201Genotype
+from jaxnas.spaces.genotypes import NB201Genotype
 from jaxnas.spaces.nb201 import NB201Space
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")

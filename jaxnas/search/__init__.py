@@ -20,7 +20,7 @@ from jaxnas.search.steps import (
     unrolled_arch_grad,
 )
 
-from jaxnas.search.loop import SearchConfig, SearchResult, run_search  # noqa: E402  (loop imports steps)
+from jaxnas.runners.search import SearchConfig, SearchResult, run_search  # noqa: E402  (loop imports steps)
 
 __all__ = [
     "SearchConfig",

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxnas import xla
+from jaxnas.platform import xla
 
 DATA_AXIS = "data"
 

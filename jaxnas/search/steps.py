@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnas import xla
+from jaxnas.platform import xla
 from jaxnas import relax as relax_lib
 
 MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")

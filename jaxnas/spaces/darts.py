@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas import derive
-from jaxnas.genotypes import DartsGenotype, published_cnn
-from jaxnas.ops import DARTS_PRIMITIVES
+from jaxnas.spaces import derive
+from jaxnas.spaces.genotypes import DartsGenotype, get_cnn_genotype, published_cnn
+from jaxnas.spaces.primitives import DARTS_PRIMITIVES
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -174,12 +175,8 @@ class DartsSpace:
         text = text.strip()
         published = published_cnn()
         if text in published or text in ("DARTS", "PC_DARTS"):
-            from jaxnas.genotypes import get_cnn_genotype
-
             return get_cnn_genotype(text)
         if not text.startswith("{"):
-            import os
-
             if os.path.isfile(text):
                 with open(text) as f:
                     return self.parse(f.read())

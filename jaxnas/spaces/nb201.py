@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas import derive
-from jaxnas.genotypes import NB201Genotype
-from jaxnas.ops import NB201_PRIMITIVES
+from jaxnas.spaces import derive
+from jaxnas.spaces.genotypes import NB201Genotype
+from jaxnas.spaces.primitives import NB201_PRIMITIVES
 
 _NODE = re.compile(r"^\|(?:[^|]+\|)+$")
 

@@ -1,9 +1,9 @@
 """The DARTS recurrent cell space: 8 nodes after node 0, each a highway step from one earlier node once derived.
 
-In the search cell (:class:`jaxnas.recurrent.DartsRnnSearchCell`) node i (1..steps) mixes every op on an edge from
+In the search cell (:class:`jaxnas.nn.recurrent.DartsRnnSearchCell`) node i (1..steps) mixes every op on an edge from
 every earlier node j < i (node 0 mixes x_t and h_{t-1}): 1 + 2 + ... + 8 = 36 edges, 5 candidate ops per edge
 (``none``, ``tanh``, ``relu``, ``sigmoid``, ``identity``). Architecture params: ``{'rnn': (36, 5)}``, edges in the
-order of :attr:`DartsRnnSpace.edges`. A derived cell (:class:`~jaxnas.genotypes.RnnGenotype`) keeps one
+order of :attr:`DartsRnnSpace.edges`. A derived cell (:class:`~jaxnas.spaces.genotypes.RnnGenotype`) keeps one
 (activation, predecessor) pair per node and averages nodes 1..steps.
 """
 
@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnas import derive
-from jaxnas.genotypes import RnnGenotype, get_rnn_genotype, published_rnn
-from jaxnas.recurrent import RNN_ACTIVATIONS, RNN_PRIMITIVES, rnn_edges
+from jaxnas.spaces import derive
+from jaxnas.spaces.genotypes import RnnGenotype, get_rnn_genotype, published_rnn
+from jaxnas.spaces.primitives import RNN_ACTIVATION_NAMES, RNN_PRIMITIVES, rnn_edges
 
 
 def _is_int(v) -> bool:
@@ -36,9 +36,9 @@ class DartsRnnSpace:
         object.__setattr__(self, "primitives", tuple(self.primitives))
         if not (_is_int(self.steps) and self.steps >= 1):
             raise ValueError(f"DARTS RNN space: steps must be a positive integer, got {self.steps!r}")
-        unknown = [p for p in self.primitives if p != "none" and p not in RNN_ACTIVATIONS]
+        unknown = [p for p in self.primitives if p != "none" and p not in RNN_ACTIVATION_NAMES]
         if unknown:
-            raise ValueError(f"DARTS RNN space: unknown op(s) {unknown}; allowed: none, {', '.join(RNN_ACTIVATIONS)}")
+            raise ValueError(f"DARTS RNN space: unknown op(s) {unknown}; allowed: none, {', '.join(RNN_ACTIVATION_NAMES)}")
         if not self.choices:
             raise ValueError("DARTS RNN space: the primitives need at least one op besides 'none'")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxnas.benchmarks import nb201
-from jaxnas.genotypes import NB201Genotype
+from jaxnas.spaces.genotypes import NB201Genotype
 
 BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 

@@ -21,8 +21,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_model import TinySupernet, arch_init, batch  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tests.helpers.tiny_model import TinySupernet, arch_init, batch  # noqa: E402
 
 from jaxnas.search import SearchState, init_search_state, make_step, parallel  # noqa: E402
 

@@ -12,8 +12,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny_model import TinySupernet, arch_init, batch  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tests.helpers.tiny_model import TinySupernet, arch_init, batch  # noqa: E402
 
 from jaxnas.search import OptimConfig, SearchState, init_search_state, make_arch_optimizer, make_step  # noqa: E402
 from jaxnas.search import make_weight_optimizer, parallel  # noqa: E402

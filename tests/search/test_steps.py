@@ -12,7 +12,7 @@ import optax
 import pytest
 
 from jaxnas import relax
-from jaxnas.ops import depthwise_shift
+from jaxnas.nn.ops import depthwise_shift
 from jaxnas.search import (
     MODES,
     OptimConfig,
@@ -26,8 +26,7 @@ from jaxnas.search import (
 )
 from jaxnas.spaces import NB201Space
 
-sys.path.insert(0, os.path.dirname(__file__))
-from tiny_model import TinySupernet, arch_init, batch  # noqa: E402
+from tests.helpers.tiny_model import TinySupernet, arch_init, batch  # noqa: E402
 
 MODEL = TinySupernet()
 
@@ -207,7 +206,7 @@ def test_finite_difference_hypergradient_agrees_with_exact():
 
 
 class ShiftThenTiny(nn.Module):
-    """A learnable 3x3 depthwise window (jaxnas.ops.depthwise_shift), then the tiny supernet."""
+    """A learnable 3x3 depthwise window (jaxnas.nn.ops.depthwise_shift), then the tiny supernet."""
 
     @nn.compact
     def __call__(self, x, weights, train: bool = True, hard: bool = False):
@@ -364,7 +363,7 @@ def test_bad_input_is_a_value_error():
 
 @pytest.mark.slow
 def test_nb201_supernet_single_level_search():
-    supernet = pytest.importorskip("jaxnas.supernet")
+    supernet = pytest.importorskip("jaxnas.nn.supernet")
     space = NB201Space()
     # impl="xla": at these tiny shapes XLA:CPU compiles lax.conv several times faster than the "shift" unrolling
     model = supernet.NB201Supernet(C=4, N=1, num_classes=3, impl="xla")

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnas.genotypes import genotype_from_json, genotype_to_json, get_cnn_genotype, reference_data
-from jaxnas.spaces import get_space
+from jaxnas.spaces.genotypes import genotype_to_json, get_cnn_genotype, reference_data
+from jaxnas.registry import genotype_from_json, get_space
 
 space = get_space("darts")
 

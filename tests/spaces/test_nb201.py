@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnas.genotypes import DartsGenotype, NB201Genotype, genotype_from_json, genotype_to_json
-from jaxnas.spaces import get_space
+from jaxnas.spaces.genotypes import DartsGenotype, NB201Genotype, genotype_to_json
+from jaxnas.registry import genotype_from_json, get_space
 
 space = get_space("nb201")
 

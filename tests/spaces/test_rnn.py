@@ -4,9 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnas.genotypes import RnnGenotype, genotype_from_json, genotype_to_json, get_rnn_genotype, reference_data
-from jaxnas.recurrent import RNN_PRIMITIVES
-from jaxnas.spaces import DartsRnnSpace, get_space
+from jaxnas.spaces.genotypes import RnnGenotype, genotype_to_json, get_rnn_genotype, reference_data
+from jaxnas.spaces.primitives import RNN_PRIMITIVES
+from jaxnas.spaces import DartsRnnSpace
+from jaxnas.registry import genotype_from_json, get_space
 
 space = get_space("darts-rnn")
 
@@ -163,7 +164,7 @@ def test_bad_genotype_strings_are_value_errors(text, match):
 
 def test_validate_and_construction_errors():
     with pytest.raises(ValueError, match="expected a DARTS RNN genotype, got DartsGenotype"):
-        from jaxnas.genotypes import get_cnn_genotype
+        from jaxnas.spaces.genotypes import get_cnn_genotype
 
         space.validate(get_cnn_genotype("DARTS_V2"))
     with pytest.raises(ValueError, match="must be a str"):

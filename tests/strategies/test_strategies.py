@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from jaxnas import strategies
-from jaxnas.spaces import NB201Space, get_space
+from jaxnas.spaces import NB201Space
+from jaxnas.registry import get_space
 
 SPACE = strategies.categorical((3, 4, 3, 4, 3))  # 432 cells
 TARGET = jnp.array([2, 0, 1, 3, 2])

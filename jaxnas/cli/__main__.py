@@ -1,0 +1,5 @@
+import sys
+
+from jaxnas.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""``jaxnas describe``: parameters, FLOPs and genotype of a network or supernet, as JSON.
+
+    jaxnas describe --space darts --genotype DARTS_V2 --channels 36 --layers 20 --auxiliary
+    jaxnas describe --space darts --supernet --channels 16 --layers 8
+    jaxnas describe --space darts-rnn --genotype DARTS_V2 --hidden 850
+    jaxnas describe --space nb201 --arch '|nor_conv_3x3~0|+|...|' --dataset cifar100
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+
+from jaxnas.nn.costs import image_spec, profile
+from jaxnas import registry
+
+# image size, channels, classes of the data sets a network is usually built for
+DATASET_SHAPES = {
+    "cifar10": (32, 3, 10),
+    "cifar100": (32, 3, 100),
+    "imagenet16": (16, 3, 120),
+    "fashion_mnist": (32, 1, 10),  # 28x28 padded to 32x32, as the search CLI loads it
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Description:
+    space: str
+    model: str
+    params: int
+    flops: int
+    input_shape: tuple[int, int, int, int]
+    num_classes: int
+    genotype: dict | None
+    arch: str | None = None
+    params_with_auxiliary: int | None = None
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["mflops"] = round(self.flops / 1e6, 3)
+        return {k: v for k, v in d.items() if v is not None}
+
+
+def describe(
+    space_name: str,
+    *,
+    genotype: str | None = None,
+    supernet: bool = False,
+    dataset: str = "cifar10",
+    channels: int | None = None,
+    layers: int | None = None,
+    auxiliary: bool = False,
+) -> Description:
+    """Build the requested model (shapes only, nothing is allocated) and count its parameters and FLOPs.
+
+    Sizes default to the space's published ones (:attr:`jaxnas.registry.SpaceEntry.paper_network` and
+    ``paper_supernet``)."""
+    entry = registry.get_entry(space_name)
+    space = entry.space()
+    if supernet == (genotype is not None):
+        raise ValueError("give either a genotype (--genotype/--arch) or --supernet")
+    sizes = entry.paper_supernet if supernet else entry.paper_network
+    width, depth = channels or sizes.width, layers or sizes.depth
+    if entry.task == "sequence":
+        return describe_cell(entry, space, genotype=genotype, supernet=supernet, hidden=width)
+    if dataset not in DATASET_SHAPES:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_SHAPES)}")
+    size, in_ch, classes = DATASET_SHAPES[dataset]
+    x = image_spec(1, size, in_ch)
+    if supernet:
+        model = entry.supernet(space, width, depth, classes)
+        params, flops = profile(model, x, registry.abstract_arch(space), train=False)
+        return Description(space.name, type(model).__name__, params, flops, x.shape, classes, None)
+    g = space.parse(genotype)
+    model = entry.network(g, width, depth, classes, auxiliary)
+    if not entry.auxiliary_head:
+        params, flops = profile(model, x, train=False)
+        return Description(space.name, type(model).__name__, params, flops, x.shape, classes, space.to_json(g),
+                           arch=space.format(g))
+    params, flops = profile(model, x, train=False, exclude=("auxiliary_head",))
+    with_aux = profile(model, x, train=False)[0] if auxiliary else None
+    return Description(space.name, type(model).__name__, params, flops, x.shape, classes, space.to_json(g),
+                       params_with_auxiliary=with_aux)
+
+
+def describe_cell(entry, space, *, genotype: str | None, supernet: bool, hidden: int) -> Description:
+    """A recurrent cell (one time step; input size = hidden, as in DARTS's PTB model, embedding not counted)."""
+    carry, x = jax.ShapeDtypeStruct((1, hidden), jnp.float32), jax.ShapeDtypeStruct((1, hidden), jnp.float32)
+    if supernet:
+        model = entry.supernet(space, hidden, 1)
+        params, flops = profile(model, carry, x, registry.abstract_arch(space), train=False)
+        return Description(space.name, type(model).__name__, params, flops, (1, hidden), 0, None)
+    g = space.parse(genotype)
+    model = entry.network(g, hidden, 1)
+    params, flops = profile(model, carry, x, None, train=False)
+    return Description(space.name, type(model).__name__, params, flops, (1, hidden), 0, space.to_json(g))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("describe", help="print params, FLOPs and genotype of a network or supernet as JSON",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--space", required=True, choices=registry.space_names("image") + registry.space_names("sequence"))
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--genotype", help="DARTS: a published name (DARTS_V1, DARTS_V2, PC_DARTS_cifar), JSON or JSON file; "
+                   "NB201: an arch string or a genotype JSON")
+    g.add_argument("--arch", dest="genotype", help="alias of --genotype (NB201 arch strings)")
+    g.add_argument("--supernet", action="store_true", help="describe the search supernet instead")
+    p.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SHAPES))
+    p.add_argument("--channels", "--hidden", type=int, help="initial channels C (default: 16, DARTS evaluation network "
+                   "36); darts-rnn: hidden units (default 850)")
+    p.add_argument("--layers", "--cells", type=int,
+                   help="DARTS: number of cells (default 20, supernet 8); NB201: cells per stage N (default 5)")
+    p.add_argument("--auxiliary", action="store_true", help="DARTS network: build the auxiliary head too")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    for name in ("channels", "layers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {value}")
+    d = describe(
+        args.space, genotype=args.genotype, supernet=args.supernet, dataset=args.dataset,
+        channels=args.channels, layers=args.layers, auxiliary=args.auxiliary,
+    )
+    print(json.dumps(d.to_json(), indent=1))
+    return 0

@@ -1,0 +1,213 @@
+"""``jaxnas search``: run (or resume) a differentiable or one-shot architecture search; prints the genotype.
+
+    jaxnas search                                   # small default: NB201 space, DARTS 1st order, embedded data
+    jaxnas search --space nb201 --method gdas --epochs 5 --steps-per-epoch 50 --workdir runs/gdas
+    jaxnas search --config experiments/configs/nb201_search.py:quick
+    jaxnas search --space darts --method darts --optimization bilevel-2nd --dataset cifar10 --epochs 50 \\
+        --batch-size 64 --channels 16 --layers 8 --workdir runs/darts --devices 8
+
+    jaxnas search --grow grow-then-prune --epochs 6 --workdir runs/grow      # a growing supernet (jaxnas.search.morph)
+    jaxnas search --grow interleaved --max-nodes 4 --max-width 16 --prune-threshold 0.15
+
+Started again with the same arguments, a search resumes from its newest checkpoint in --workdir (a growing search
+too: the checkpoint records the grown network's shape).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+from jaxnas.runners.grow import SCHEDULES, GrowConfig
+from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SPACE_NAMES, SearchConfig
+from jaxnas.search.steps import OptimConfig
+
+
+def one_line_errors(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
+    """Make argparse report a bad value as one line (no usage block) with exit code 2."""
+
+    def error(message):
+        print(f"{prog}: error: {message} (see {prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error
+    return parser
+
+
+def load_config_file(spec: str):
+    """``path.py`` or ``path.py:variant``: the file's ``get_config()`` (or ``get_config(variant)``)."""
+    path, _, variant = spec.partition(":")
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file not found: {file}")
+    module_spec = importlib.util.spec_from_file_location(f"_jaxnas_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        raise ValueError(f"config file {file} failed to load: {type(e).__name__}: {e}") from None
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {file} has no get_config() function")
+    return module.get_config(variant) if variant else module.get_config()
+
+
+_FLAGS = {  # argparse dest -> SearchConfig field
+    "space": "space", "method": "method", "optimization": "optimization", "dataset": "dataset",
+    "image_size": "image_size", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
+    "batch_size": "batch_size", "channels": "channels", "layers": "layers", "seed": "seed", "workdir": "workdir",
+    "devices": "devices", "warmup_epochs": "warmup_epochs", "checkpoint_every": "checkpoint_every",
+    "log_every": "log_every", "temperature": "temperature", "hessian": "hessian",
+    "spos_candidates": "spos_candidates", "conv_impl": "conv_impl", "inject_nan_at": "inject_nan_at",
+    "debug_step_delay": "debug_step_delay",
+}
+_OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
+
+
+def config_from_args(args) -> SearchConfig:
+    base = SearchConfig() if args.config is None else load_config_file(args.config)
+    if isinstance(base, dict):
+        base = SearchConfig.from_json(base)
+    if not isinstance(base, SearchConfig):
+        raise ValueError(f"get_config() of {args.config} must return a SearchConfig or a dict, "
+                         f"got {type(base).__name__}")
+    changes = {field: getattr(args, dest) for dest, field in _FLAGS.items() if getattr(args, dest) is not None}
+    optim = {field: getattr(args, dest) for dest, field in _OPTIM_FLAGS.items() if getattr(args, dest) is not None}
+    if optim:
+        changes["optim"] = dataclasses.replace(base.optim, **optim)
+    if args.no_progress:
+        changes["progress"] = False
+    if args.no_augment:
+        changes["augment"] = False
+    return dataclasses.replace(base, **changes)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="run or resume an architecture search and print the genotype",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    one_line_errors(p, "jaxnas search")
+    d = SearchConfig()
+    p.add_argument("--config", help="a python config file with get_config() (path.py or path.py:variant); "
+                   "flags given here override its values")
+    p.add_argument("--space", choices=SPACE_NAMES, help=f"search space (default {d.space})")
+    p.add_argument("--method", choices=METHODS, help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), "
+                   f"asap (sigmoid), spos (uniform single path) (default {d.method})")
+    p.add_argument("--optimization", choices=OPTIMIZATIONS, help=f"default {d.optimization}; spos ignores it")
+    p.add_argument("--dataset", help=f"data set name or path (default {d.dataset}: the Fashion-MNIST subset "
+                   "shipped with jaxnas)")
+    p.add_argument("--image-size", type=int, help=f"pad or centre-crop images to this size (default {d.image_size})")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    p.add_argument("--steps-per-epoch", type=int, help=f"cap on steps per epoch (default {d.steps_per_epoch})")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--channels", type=int, help=f"supernet width C (default {d.channels})")
+    p.add_argument("--layers", "--cells", dest="layers", type=int,
+                   help="NB201: cells per stage N (default 1); DARTS: cells (default 5)")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--workdir", help=f"outputs, logs and checkpoints (default {d.workdir})")
+    p.add_argument("--devices", type=int, help="data parallel over this many devices (default 1)")
+    p.add_argument("--warmup-epochs", type=int, help="epochs training only the weights first (default 0)")
+    p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d.checkpoint_every})")
+    p.add_argument("--log-every", type=int, help=f"steps between metrics.jsonl step records (default {d.log_every})")
+    p.add_argument("--temperature", help="auto, constant:T, linear:T0,T1 or exp:T0,RATE,TMIN (default auto)")
+    p.add_argument("--hessian", choices=("exact", "finite_difference"),
+                   help="bilevel-2nd: default exact (on a CPU with 24 GB, compiling exact for the 8-cell DARTS "
+                        "network runs out of memory: use finite_difference there)")
+    p.add_argument("--w-lr", type=float, help=f"weight learning rate (default {OptimConfig().w_lr})")
+    p.add_argument("--a-lr", type=float, help=f"architecture learning rate (default {OptimConfig().a_lr})")
+    p.add_argument("--weight-decay", type=float, help=f"weight decay (default {OptimConfig().w_weight_decay})")
+    p.add_argument("--spos-candidates", type=int, help="spos: genotypes scored after training (default 16)")
+    p.add_argument("--conv-impl", choices=("xla", "shift"), help="convolution implementation (default: the platform's; "
+                   "on CPU xla compiles faster, shift runs faster on big batches)")
+    p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("growing search (--grow): a GrowConvNet that grows by function-preserving morphisms; "
+                             "uses --dataset --image-size --epochs --steps-per-epoch --batch-size --channels "
+                             "(starting width) --cells --optimization --seed --workdir --checkpoint-every --log-every")
+    g.add_argument("--grow", choices=SCHEDULES, help="grow-then-prune or interleaved (see jaxnas.runners.grow)")
+    gd = GrowConfig()
+    g.add_argument("--nodes", type=int, help=f"starting nodes per cell (default {gd.nodes})")
+    g.add_argument("--max-nodes", type=int, help=f"nodes per cell where growth stops (default {gd.max_nodes})")
+    g.add_argument("--max-width", type=int, help=f"width where growth stops (default {gd.max_width})")
+    g.add_argument("--width-step", type=int, help=f"channels added per growth (default {gd.width_step})")
+    g.add_argument("--grow-epochs", type=int, help=f"grow-then-prune: epochs ending with growth (default "
+                   f"{gd.grow_epochs})")
+    g.add_argument("--prune-threshold", type=float, help=f"prune ops below this softmax weight (default "
+                   f"{gd.prune_threshold})")
+    p.add_argument("--inject-nan-at", type=int, help=argparse.SUPPRESS)  # test hook
+    p.add_argument("--debug-step-delay", type=float, help=argparse.SUPPRESS)  # test hook
+    p.set_defaults(func=_run)
+
+
+_GROW_FLAGS = {  # argparse dest -> GrowConfig field
+    "dataset": "dataset", "image_size": "image_size", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
+    "batch_size": "batch_size", "channels": "width", "layers": "cells", "optimization": "optimization",
+    "seed": "seed", "workdir": "workdir", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
+    "conv_impl": "conv_impl", "debug_step_delay": "debug_step_delay", "nodes": "nodes", "max_nodes": "max_nodes",
+    "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
+    "prune_threshold": "prune_threshold",
+}
+_NOT_FOR_GROW = ("config", "space", "method", "devices", "warmup_epochs", "temperature", "hessian",
+                 "spos_candidates", "inject_nan_at", "w_lr", "a_lr", "weight_decay")
+
+
+def grow_config_from_args(args) -> GrowConfig:
+    unused = [f"--{d.replace('_', '-')}" for d in _NOT_FOR_GROW if getattr(args, d, None) is not None]
+    if unused:
+        raise ValueError(f"{', '.join(unused)} do(es) not apply to a growing search (--grow)")
+    changes = {field: getattr(args, dest) for dest, field in _GROW_FLAGS.items() if getattr(args, dest) is not None}
+    changes["schedule"] = args.grow
+    if args.no_progress:
+        changes["progress"] = False
+    if args.no_augment:
+        changes["augment"] = False
+    return GrowConfig(**changes)
+
+
+def _run_grow(args) -> int:
+    from jaxnas.nn import grow
+    from jaxnas.runners.grow import run_growing_search
+    from jaxnas.platform.cache import enable_compilation_cache
+    from jaxnas.runners.search import SearchDivergedError
+
+    config = grow_config_from_args(args)
+    enable_compilation_cache()
+    try:
+        result = run_growing_search(config)
+    except SearchDivergedError as e:
+        print(f"jaxnas search: error: {e}", file=sys.stderr)
+        return 3
+    m = result.metrics
+    print(f"grown supernet ({config.schedule}, {result.steps} steps, {result.wall_time:.1f} s): "
+          f"{grow.describe(result.spec)}")
+    print(f"derived: {result.describe}")
+    summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
+    if summary:
+        print(f"last epoch: {summary}")
+    print(f"written: {result.workdir / 'genotype.json'}")
+    return 0
+
+
+def _run(args) -> int:
+    from jaxnas.platform.cache import enable_compilation_cache
+    from jaxnas.runners.search import SearchDivergedError, run_search
+
+    if args.grow is not None:
+        return _run_grow(args)
+    config = config_from_args(args)
+    enable_compilation_cache()
+    try:
+        result = run_search(config)
+    except SearchDivergedError as e:
+        print(f"jaxnas search: error: {e}", file=sys.stderr)
+        return 3
+    m = result.metrics
+    summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
+    print(f"genotype ({config.space}, {config.method}, {result.steps} steps, {result.wall_time:.1f} s): "
+          f"{result.arch_string}")
+    if summary:
+        print(f"last epoch: {summary}")
+    print(f"written: {result.workdir / 'genotype.json'}  (train it: jaxnas train --genotype "
+          f"{result.workdir / 'genotype.json'})")
+    return 0

@@ -1,0 +1,1 @@
+"""Files: checkpoints (:mod:`~jaxnas.io.checkpoint`) and run logs (:mod:`~jaxnas.io.runlog`)."""

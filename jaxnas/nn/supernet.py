@@ -1,0 +1,274 @@
+"""Supernets: every edge holds every candidate op; the edge weights come in as a call argument.
+
+``model.apply(variables, x, weights, train=True, hard=False)``, where ``weights`` has the structure of the space's
+architecture parameters (``{'cell': (6, 5)}`` for NB201, ``{'normal': (14, 8), 'reduce': (14, 8)}`` for DARTS) and
+holds edge weights (already relaxed: softmax, Gumbel, ...). The architecture parameters themselves never live in the
+model, so DARTS, SNAS, GDAS, SPOS, single- and bi-level search all share one model.
+
+With ``hard=True`` every edge's weight row must be one-hot (possibly straight-through): each edge then computes only
+its chosen op (``nn.switch``) and scales it by that weight, so gradients still reach the architecture parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxnas.spaces.primitives import DARTS_PRIMITIVES, NB201_PRIMITIVES
+from jaxnas.nn.ops import (
+    BatchNorm, Conv, FactorizedReduce, ReLUConvBN, fence_cotangent, make_op,
+    torch_default_init,
+)
+
+
+def check_image_batch(x, where: str, channels: int | None = None, min_size: int = 1):
+    if x.ndim != 4:
+        raise ValueError(f"{where}: expected an NHWC image batch (4 dims), got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[-1] != channels:
+        raise ValueError(f"{where}: expected {channels} input channels (NHWC), got shape {tuple(x.shape)}")
+    if x.shape[1] < min_size or x.shape[2] < min_size:
+        raise ValueError(f"{where}: images must be at least {min_size}x{min_size}, got {x.shape[1]}x{x.shape[2]}")
+
+
+def check_weights(weights, expected: dict[str, tuple[int, int]], where: str):
+    if not isinstance(weights, dict) or set(weights) != set(expected):
+        got = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+        raise ValueError(f"{where}: edge weights must be a dict with keys {sorted(expected)}, got {got}")
+    for k, shape in expected.items():
+        if tuple(weights[k].shape) != shape:
+            raise ValueError(f"{where}: edge weights[{k!r}] must have shape {shape}, got {tuple(weights[k].shape)}")
+
+
+class MixedOp(nn.Module):
+    """One edge of a supernet: a weighted sum of all candidate ops (soft) or the one chosen op (hard)."""
+
+    C: int
+    stride: int
+    primitives: Sequence[str]
+    affine: bool = False
+    pool_bn: bool = False
+    impl: str | None = None
+
+    def setup(self):
+        self.ops = [make_op(p, self.C, self.stride, self.affine, self.impl, self.pool_bn) for p in self.primitives]
+
+    def __call__(self, x, w, train: bool = True, hard: bool = False):
+        if not hard:
+            out = None
+            for p, op, wi in zip(self.primitives, self.ops, w):
+                if p == "none":
+                    continue  # contributes exactly zero
+                y = wi * op(x, train)
+                out = y if out is None else out + y
+            if out is None:
+                out = self.ops[0](x, train)
+            return out
+        branches = [lambda mdl, x, i=i: mdl.ops[i](x, train) for i in range(len(self.ops))]
+        if self.is_initializing():
+            for branch in branches:  # create every op's variables, whatever is chosen
+                branch(self, x)
+        index = jnp.argmax(w)
+        return nn.switch(index, branches, self, x) * w[index]
+
+
+class NB201SearchCell(nn.Module):
+    """NB201 cell with a MixedOp on each of its 6 edges; node j = sum_i<j mixed(node_i)."""
+
+    C: int
+    primitives: Sequence[str] = NB201_PRIMITIVES
+    num_nodes: int = 4
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, w, train: bool = True, hard: bool = False):
+        nodes = [fence_cotangent(x)]  # see DartsSearchCell
+        e = 0
+        for j in range(1, self.num_nodes):
+            total = 0.0
+            for i in range(j):
+                total = total + MixedOp(self.C, 1, tuple(self.primitives), affine=False, impl=self.impl)(
+                    nodes[i], w[e], train, hard
+                )
+                e += 1
+            nodes.append(fence_cotangent(total))
+        return nodes[-1]
+
+
+class ResNetBasicBlock(nn.Module):
+    """The NB201 reduction block: two ReLU-conv-BN 3x3 (first strided) + avg-pool/1x1-conv shortcut."""
+
+    C_out: int
+    stride: int = 2
+    affine: bool = True
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        y = ReLUConvBN(self.C_out, 3, self.stride, 1, 1, self.affine, self.impl)(x, train)
+        y = ReLUConvBN(self.C_out, 3, 1, 1, 1, self.affine, self.impl)(y, train)
+        if self.stride == 2:
+            n, h, w, c = x.shape
+            if h % 2 or w % 2:
+                raise ValueError(f"NB201 reduction block needs an even spatial size, got {h}x{w}")
+            shortcut = x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+            shortcut = Conv(self.C_out, 1, impl=self.impl)(shortcut)
+        elif x.shape[-1] != self.C_out:
+            shortcut = ReLUConvBN(self.C_out, 1, 1, 0, 1, self.affine, self.impl)(x, train)
+        else:
+            shortcut = x
+        return shortcut + y
+
+
+class NB201Macro(nn.Module):
+    """The NB201 macro skeleton: stem, 3 stages of N cells (C, 2C, 4C) joined by residual reduction blocks, head.
+
+    ``cell(C, index)`` builds the cell module of a stage with C channels; it is called as ``cell(x, *cell_args)``.
+    """
+
+    C: int = 16
+    N: int = 5
+    num_classes: int = 10
+    impl: str | None = None
+
+    def body(self, x, train, run_cell):
+        check_image_batch(x, type(self).__name__, min_size=4)
+        x = Conv(self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
+        x = BatchNorm(True, name="stem_bn")(x, use_running_average=not train)
+        index = 0
+        for stage, mult in enumerate((1, 2, 4)):
+            if stage:
+                x = ResNetBasicBlock(self.C * mult, 2, impl=self.impl, name=f"reduce_{stage}")(x, train)
+            for _ in range(self.N):
+                x = run_cell(self.C * mult, index, x)
+                index += 1
+        x = nn.relu(BatchNorm(True, name="last_bn")(x, use_running_average=not train))
+        x = x.mean(axis=(1, 2))
+        return nn.Dense(self.num_classes, kernel_init=torch_default_init, name="classifier")(x)
+
+
+class NB201Supernet(NB201Macro):
+    """The NB201 search network (C=16, N=5 by default): every cell is an :class:`NB201SearchCell` sharing one
+    set of edge weights ``{'cell': (6, len(primitives))}``."""
+
+    primitives: Sequence[str] = NB201_PRIMITIVES
+
+    @nn.compact
+    def __call__(self, x, weights, train: bool = True, hard: bool = False):
+        check_weights(weights, {"cell": (6, len(self.primitives))}, "NB201Supernet")
+        w = weights["cell"]
+
+        def run_cell(C, index, h):
+            return NB201SearchCell(C, tuple(self.primitives), impl=self.impl, name=f"cell_{index}")(h, w, train, hard)
+
+        return self.body(x, train, run_cell)
+
+
+class DartsSearchCell(nn.Module):
+    """DARTS search cell: preprocess both inputs to C channels, 4 nodes each summing MixedOps over all predecessors,
+    output = concat of the last ``multiplier`` nodes."""
+
+    C: int
+    reduction: bool
+    reduction_prev: bool
+    primitives: Sequence[str] = DARTS_PRIMITIVES
+    steps: int = 4
+    multiplier: int = 4
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, s0, s1, w, train: bool = True, hard: bool = False):
+        if self.reduction_prev:
+            s0 = FactorizedReduce(self.C, affine=False, impl=self.impl)(s0, train)
+        else:
+            s0 = ReLUConvBN(self.C, 1, 1, 0, 1, affine=False, impl=self.impl)(s0, train)
+        s1 = ReLUConvBN(self.C, 1, 1, 0, 1, affine=False, impl=self.impl)(s1, train)
+        # each node's gradient is computed once, not fused into every op that reads the node (see fence_cotangent)
+        states = [fence_cotangent(s0), fence_cotangent(s1)]
+        e = 0
+        for _ in range(self.steps):
+            total = 0.0
+            for j, h in enumerate(states):
+                stride = 2 if self.reduction and j < 2 else 1
+                op = MixedOp(self.C, stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl)
+                total = total + op(h, w[e], train, hard)
+                e += 1
+            states.append(fence_cotangent(total))
+        return jnp.concatenate(states[-self.multiplier :], axis=-1)
+
+
+def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
+    """``cell(s0, s1, w)`` as the taken branch of a conditional, so that XLA compiles it as a nested computation.
+
+    The other branch (taken only when an edge weight is not finite) returns NaNs, what the cell itself would give.
+    """
+    n, h, wd, _ = s1.shape
+    shape = (n, -(-h // stride), -(-wd // stride), channels_out)  # ceil: a stride-2 window with padding 1
+
+    def run(mdl, a, b, weights):
+        return mdl(a, b, weights, train, hard)
+
+    def poisoned(mdl, a, b, weights):
+        return jnp.full(shape, jnp.nan, b.dtype)
+
+    return nn.cond(jnp.all(jnp.isfinite(w)), run, poisoned, cell, s0, s1, w)
+
+
+class DartsSearchNetwork(nn.Module):
+    """The DARTS search network (C=16, 8 cells, reductions at 1/3 and 2/3 of the depth, stem multiplier 3).
+
+    ``nest_cells=True`` runs every cell as the branch of a conditional, so that XLA:CPU compiles each cell's forward
+    and backward as a nested program. XLA:CPU orders the kernels of a program by comparing every pair (quadratic
+    time and memory; ~4,500 kernels per cell in a search step), and nesting keeps each sequence short: the flat
+    8-cell first-order step as one program did not compile within 19 GB on a 2-core machine; nested, it compiled in
+    752 s and 8.5 GB. The price is speed: nested cells run 3.3x slower (2-cell step, batch 16: 2.61 s against
+    0.79 s flat). On CPU :func:`jaxnas.search.make_step` now splits the bi-level steps into programs of one gradient
+    each, which compile flat (8 cells: 585 s, 3.9 s per step), so the default is flat (``None`` or ``False``).
+    Results are the same either way.
+    """
+
+    C: int = 16
+    layers: int = 8
+    num_classes: int = 10
+    primitives: Sequence[str] = DARTS_PRIMITIVES
+    steps: int = 4
+    multiplier: int = 4
+    stem_multiplier: int = 3
+    impl: str | None = None
+    nest_cells: bool | None = None
+
+    def _nested(self) -> bool:
+        return bool(self.nest_cells)
+
+    @nn.compact
+    def __call__(self, x, weights, train: bool = True, hard: bool = False):
+        n_edges = sum(2 + m for m in range(self.steps))
+        check_weights(
+            weights, {"normal": (n_edges, len(self.primitives)), "reduce": (n_edges, len(self.primitives))},
+            "DartsSearchNetwork",
+        )
+        check_image_batch(x, "DartsSearchNetwork", min_size=4)
+        s = Conv(self.stem_multiplier * self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
+        s = BatchNorm(True, name="stem_bn")(s, use_running_average=not train)
+        s0 = s1 = s
+        C_curr = self.C
+        reduction_prev = False
+        for i in range(self.layers):
+            reduction = i in (self.layers // 3, 2 * self.layers // 3)
+            if reduction:
+                C_curr *= 2
+            cell = DartsSearchCell(
+                C_curr, reduction, reduction_prev, tuple(self.primitives), self.steps, self.multiplier, self.impl,
+                name=f"cell_{i}",
+            )
+            w = weights["reduce" if reduction else "normal"]
+            if self.is_initializing() or not self._nested():
+                out = cell(s0, s1, w, train, hard)
+            else:
+                out = _nested_cell(cell, s0, s1, w, train, hard, self.multiplier * C_curr, 2 if reduction else 1)
+            s0, s1 = s1, out
+            reduction_prev = reduction
+        out = s1.mean(axis=(1, 2))
+        return nn.Dense(self.num_classes, kernel_init=torch_default_init, name="classifier")(out)

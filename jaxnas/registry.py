@@ -1,0 +1,199 @@
+"""The registry of search spaces: a space's name maps to everything that goes with it.
+
+An entry holds the space (a factory of the frozen dataclass in :mod:`jaxnas.spaces`), the flax modules built for it
+(its supernet, which receives edge weights, and the discrete network of a genotype), the kind of task it serves and
+its default sizes. ``jaxnas describe``, ``search`` and ``train`` and the runners look spaces up here and nowhere
+else, so a new space is one :func:`register_space` call away from the whole command line::
+
+    from jaxnas.registry import SpaceEntry, register_space
+    register_space(SpaceEntry(name="my-space", make_space=MySpace, make_supernet=..., make_network=...))
+
+Sizes: ``width`` is the network's channel count (C; hidden units for a recurrent cell) and ``depth`` its cell count
+(NB201: cells per stage N; DARTS: cells). ``quick`` sizes are the defaults of the search and train runners (minutes on
+a laptop CPU); ``paper`` sizes are the published networks' (``jaxnas describe`` builds those by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Callable
+
+import jax
+
+from jaxnas.nn import grow, networks, recurrent, supernet
+from jaxnas.spaces import DartsRnnSpace, DartsSpace, NB201Space
+
+TASKS = ("image", "sequence", "image-growth")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """Default ``width`` and ``depth`` of one use of a space."""
+
+    width: int
+    depth: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SpaceEntry:
+    """Everything that goes with one search space.
+
+    Attributes:
+      name: the space's name (``--space NAME``; ``space.name`` and a genotype JSON's ``"space"`` key).
+      make_space: ``(**options) -> space`` (the space's class).
+      task: ``image`` (classification supernets), ``sequence`` (a recurrent cell searched on a language-modelling
+        or forecasting task) or ``image-growth`` (a network grown by morphisms; it has no fixed supernet).
+      make_supernet: ``(space, width, depth, num_classes, conv_impl) -> module`` called as
+        ``module(x, weights, train=..., hard=...)``; for ``sequence`` spaces ``(space, width) -> cell``.
+      make_network: ``(genotype, width, depth, num_classes, auxiliary, conv_impl) -> module`` called as
+        ``module(x, train=...)``; for ``sequence`` spaces ``(genotype, width) -> cell``.
+      quick_supernet, quick_network: the runners' default sizes; paper_supernet, paper_network: the published ones.
+      auxiliary_head: whether the discrete network can carry an auxiliary head (DARTS's NetworkCIFAR).
+    """
+
+    name: str
+    make_space: Callable[..., Any]
+    task: str = "image"
+    make_supernet: Callable[..., Any] | None = None
+    make_network: Callable[..., Any] | None = None
+    quick_supernet: Sizes = Sizes(8, 1)
+    quick_network: Sizes = Sizes(8, 1)
+    paper_supernet: Sizes = Sizes(16, 5)
+    paper_network: Sizes = Sizes(16, 5)
+    auxiliary_head: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a space entry needs a non-empty name, got {self.name!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"space {self.name!r}: unknown task {self.task!r}; allowed: {', '.join(TASKS)}")
+
+    def space(self, **options):
+        return self.make_space(**options)
+
+    def supernet(self, space, width: int, depth: int, num_classes: int = 0, conv_impl: str | None = None):
+        if self.make_supernet is None:
+            raise ValueError(f"space {self.name!r} has no supernet (it is {self.task})")
+        if self.task == "sequence":
+            return self.make_supernet(space, width)
+        return self.make_supernet(space, width, depth, num_classes, conv_impl)
+
+    def network(self, genotype, width: int, depth: int, num_classes: int = 0, auxiliary: bool = False,
+                conv_impl: str | None = None):
+        if self.make_network is None:
+            raise ValueError(f"space {self.name!r} has no discrete network")
+        if auxiliary and not self.auxiliary_head:
+            raise ValueError(f"space {self.name!r}: its networks have no auxiliary head")
+        if self.task == "sequence":
+            return self.make_network(genotype, width)
+        return self.make_network(genotype, width, depth, num_classes, auxiliary, conv_impl)
+
+
+_ENTRIES: dict[str, SpaceEntry] = {}
+
+
+def register_space(entry: SpaceEntry, *, replace: bool = False) -> SpaceEntry:
+    """Add ``entry`` under ``entry.name`` (a name taken already is an error unless ``replace``)."""
+    if not isinstance(entry, SpaceEntry):
+        raise ValueError(f"register_space takes a SpaceEntry, got {type(entry).__name__}")
+    if entry.name in _ENTRIES and not replace:
+        raise ValueError(f"a space named {entry.name!r} is registered already")
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def unregister_space(name: str) -> None:
+    _ENTRIES.pop(name, None)
+
+
+def space_names(task: str | None = None) -> tuple[str, ...]:
+    """The registered names (of one ``task`` kind, if given), sorted."""
+    return tuple(sorted(n for n, e in _ENTRIES.items() if task is None or e.task == task))
+
+
+def get_entry(name: str) -> SpaceEntry:
+    """The entry of a space; an unknown name is an error listing the known ones."""
+    try:
+        return _ENTRIES[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; known: {', '.join(space_names())}") from None
+
+
+def get_space(name: str, **options):
+    """A search space by name (options go to its class)."""
+    return get_entry(name).space(**options)
+
+
+def genotype_from_json(text: str | dict):
+    """A genotype from its JSON (``space.to_json(g)``); the JSON names its space, which validates it."""
+    data = json.loads(text) if isinstance(text, str) else dict(text)
+    if not isinstance(data, dict) or "space" not in data:
+        raise ValueError('a genotype JSON object must have a "space" key naming its search space')
+    return get_space(data["space"]).from_json(data)
+
+
+def abstract_arch(space) -> Any:
+    """Shapes of ``space.init_arch``'s parameters (nothing is computed)."""
+    return jax.eval_shape(space.init_arch, jax.random.PRNGKey(0))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the built-in spaces
+
+
+class GrownConvSpace:
+    """The derived spec of a growing search (``jaxnas search --space grow-conv``) behind the genotype interface."""
+
+    name = "grow-conv"
+
+    def from_json(self, data: dict):
+        spec = data.get("derived", data.get("spec"))
+        if not isinstance(spec, dict):
+            raise ValueError('a grow-conv genotype needs a "derived" (or "spec") object')
+        return grow.spec_from_json(spec)
+
+    def to_json(self, spec) -> dict:
+        return {"space": self.name, "derived": grow.spec_to_json(spec)}
+
+    def format(self, spec) -> str:
+        return grow.describe(spec)
+
+
+def _grown_network(spec, width, depth, num_classes, auxiliary, conv_impl):
+    # a grown spec carries its own width, depth and classes
+    if num_classes and spec.num_classes != num_classes:
+        raise ValueError(f"the grown network has {spec.num_classes} classes, the data set {num_classes}")
+    return networks.GrownNetwork(spec, conv_impl)
+
+
+register_space(SpaceEntry(
+    name="nb201", make_space=NB201Space,
+    make_supernet=lambda s, w, d, k, impl: supernet.NB201Supernet(C=w, N=d, num_classes=k, impl=impl),
+    make_network=lambda g, w, d, k, aux, impl: networks.NB201Network(C=w, N=d, num_classes=k, genotype=g, impl=impl),
+    quick_supernet=Sizes(8, 1), quick_network=Sizes(8, 1), paper_supernet=Sizes(16, 5), paper_network=Sizes(16, 5),
+))
+register_space(SpaceEntry(
+    name="darts", make_space=DartsSpace,
+    make_supernet=lambda s, w, d, k, impl: supernet.DartsSearchNetwork(C=w, layers=d, num_classes=k, impl=impl),
+    make_network=lambda g, w, d, k, aux, impl: networks.NetworkCIFAR(g, C=w, layers=d, num_classes=k, auxiliary=aux,
+                                                                     impl=impl),
+    quick_supernet=Sizes(8, 5), quick_network=Sizes(8, 8), paper_supernet=Sizes(16, 8), paper_network=Sizes(36, 20),
+    auxiliary_head=True,
+))
+register_space(SpaceEntry(
+    name="darts-rnn", make_space=DartsRnnSpace, task="sequence",
+    make_supernet=lambda s, w: recurrent.DartsRnnSearchCell(hidden=w, steps=s.steps, primitives=s.primitives),
+    make_network=lambda g, w: recurrent.DartsRnnCell(hidden=w, genotype=g),
+    quick_supernet=Sizes(32, 1), quick_network=Sizes(32, 1), paper_supernet=Sizes(300, 1),
+    paper_network=Sizes(850, 1),
+))
+register_space(SpaceEntry(
+    name="grow-conv", make_space=GrownConvSpace, task="image-growth", make_network=_grown_network,
+))
+
+
+__all__ = [
+    "GrownConvSpace", "Sizes", "SpaceEntry", "TASKS", "abstract_arch", "genotype_from_json", "get_entry",
+    "get_space", "register_space", "space_names", "unregister_space",
+]

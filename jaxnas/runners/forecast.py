@@ -1,0 +1,372 @@
+"""Multivariate time-series forecasting with a recurrent cell: training, architecture search, evaluation.
+
+::
+
+    from jaxnas.runners.forecast import ForecastConfig, run_forecast
+    result = run_forecast(ForecastConfig(dataset="exchange_rate", horizon=24, cell="gru", steps=2000))
+    result["test"]          # {'rse': ..., 'corr': ...} on the original scale (LSTNet protocol)
+
+Data and metrics: :mod:`jaxnas.data.timeseries` (LSTNet protocol: windows of 168 steps, chronological 60/20/20
+split, per-series max-abs scaling, RSE and CORR). The model is :class:`jaxnas.nn.sequence.Forecaster` (the cell over
+the window, a dense read-out and LSTNet's linear highway).
+
+A fixed cell (``config.arch is None``) trains with Adam and global-norm clipping on random batches of the training
+part, one jitted step each (:func:`jaxnas.search.make_step` in ``'weights'`` mode; the cell gets ``weights=None``).
+A search cell (``config.arch`` gives the initial architecture parameters, ``key -> pytree``) is searched with
+:func:`~jaxnas.search.make_step` in ``config.search_mode``: in the bi-level modes (``'bilevel-1st'``,
+``'bilevel-2nd'``) the training part is cut chronologically into a ``train`` part (weights) and a ``val`` part
+(architecture); ``'single'`` trains both on the whole training part, ``'weights'`` only the weights. The loss (L1
+or MSE) is taken on the original scale, as LSTNet does. With ``eval_every`` the valid RSE is measured during the run
+and the weights (and architecture) with the best one are evaluated on the test part; otherwise the final ones.
+Batches are drawn at random (without replacement within a batch) from a key folded with the step number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxnas import relax as relax_lib
+from jaxnas.data import timeseries as ts
+from jaxnas.search.steps import ARCH_MODES, OptimConfig, SearchState, make_arch_optimizer, make_step
+from jaxnas.nn.sequence import Forecaster
+
+LOSSES = ("l1", "mse")
+CELL_KINDS = {"lstm": "LSTMCell", "gru": "GRUCell", "darts": "DartsRnnSearchCell"}  # classes of jaxnas.nn.recurrent
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pieces shared by the task loops (also used by jaxnas.runners.lm)
+
+
+def unused_arch() -> dict:
+    """The architecture parameters of a fixed cell (never read; a fresh array, since steps donate their state)."""
+    return {"unused": jnp.zeros((1, 1), jnp.float32)}
+
+
+def make_cell(cell: str | Callable[[int], nn.Module], hidden: int) -> nn.Module:
+    """A cell from a kind (:mod:`jaxnas.nn.recurrent`: ``'lstm'``, ``'gru'``, or ``'darts'``, the DARTS recurrent search
+    cell, which needs architecture parameters: ``jaxnas.registry.get_space('darts-rnn').init_arch``) or a factory
+    ``hidden -> cell``."""
+    if callable(cell) and not isinstance(cell, str):
+        return cell(hidden)
+    if cell not in CELL_KINDS:
+        raise ValueError(f"unknown cell kind {cell!r}; allowed: {', '.join(CELL_KINDS)} or a factory hidden -> cell")
+    try:
+        from jaxnas.nn import recurrent
+    except ImportError as e:
+        raise ValueError(f"cell kind {cell!r} needs jaxnas.nn.recurrent, which could not be imported: {e}") from e
+    return getattr(recurrent, CELL_KINDS[cell])(hidden=hidden)
+
+
+def make_optimizer(lr: float, grad_clip: float | None) -> optax.GradientTransformation:
+    """Global-norm clipping (when ``grad_clip``) then Adam(``lr``)."""
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
+    adam = optax.adam(lr)
+    return adam if grad_clip is None else optax.chain(optax.clip_by_global_norm(grad_clip), adam)
+
+
+def fixed_apply(model: nn.Module) -> Callable:
+    """``model.apply`` that ignores the edge weights it is given (a fixed cell receives ``weights=None``), so
+    :func:`~jaxnas.search.make_step` can train a fixed model with :func:`unused_arch`."""
+
+    def apply(variables, x, weights, **kwargs):
+        del weights
+        return model.apply(variables, x, None, **kwargs)
+
+    return apply
+
+
+def eval_weights(arch, relaxation: str = "softmax") -> tuple[Any, bool]:
+    """Deterministic edge weights for evaluating a searched supernet: ``(argmax one-hot, hard=True)`` after a hard
+    relaxation (GDAS, SPOS), else ``(softmax(arch), False)``; ``(None, False)`` for ``arch=None``."""
+    if arch is None:
+        return None, False
+    if relax_lib.get_relaxation(relaxation).hard:
+        return relax_lib.argmax(arch), True
+    return relax_lib.softmax(arch), False
+
+
+def init_state(model: nn.Module, sample_x, key, w_optimizer, arch=None, a_optimizer=None) -> SearchState:
+    """Initialise ``model`` (softmax weights of ``arch``, or ``None`` for a fixed cell) and build the step state."""
+    k_init, k_state = jax.random.split(key)
+    weights = None if arch is None else relax_lib.softmax(arch)
+    variables = jax.jit(lambda k, x, w: model.init(k, x, w, train=False))(k_init, sample_x, weights)
+    return SearchState.create(variables["params"], variables.get("batch_stats", {}),
+                              unused_arch() if arch is None else arch, w_optimizer, a_optimizer, k_state)
+
+
+def count_params(params) -> int:
+    return int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))
+
+
+def tree_to_lists(tree):
+    return jax.tree_util.tree_map(lambda a: np.asarray(a).tolist(), jax.device_get(tree))
+
+
+class RunLog:
+    """Appends JSON lines to ``workdir/metrics.jsonl`` and writes ``config.json`` / ``result.json``; with
+    ``workdir=None`` it writes nothing."""
+
+    def __init__(self, workdir: str | Path | None, config: dict):
+        self.dir = None if workdir is None else Path(workdir)
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "config.json").write_text(json.dumps(config, indent=1, default=repr))
+            (self.dir / "metrics.jsonl").write_text("")
+
+    def write(self, record: dict) -> None:
+        if self.dir is not None:
+            with open(self.dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record, default=float) + "\n")
+
+    def result(self, result: dict) -> None:
+        if self.dir is not None:
+            (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=repr))
+
+
+def check_search_fields(mode: str, relaxation: str, fraction: float, cell=None, arch=None) -> None:
+    if isinstance(cell, str) and cell not in CELL_KINDS:
+        raise ValueError(f"unknown cell kind {cell!r}; allowed: {', '.join(CELL_KINDS)} or a factory hidden -> cell")
+    if cell == "darts" and arch is None:
+        raise ValueError("cell kind 'darts' is a search cell: give arch (e.g. get_space('darts-rnn').init_arch)")
+    if mode not in ("weights", *ARCH_MODES):
+        raise ValueError(f"unknown search_mode {mode!r}; allowed: weights, {', '.join(ARCH_MODES)}")
+    relax_lib.get_relaxation(relaxation)
+    if not 0 < fraction < 1:
+        raise ValueError(f"search_fraction must be in (0, 1), got {fraction}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# losses and evaluation
+
+
+def make_loss(kind: str, scale) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``(pred, target) -> scalar``: mean absolute (``'l1'``) or squared (``'mse'``) error of scaled values brought
+    back to the original scale by ``scale`` ``(n,)``."""
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; allowed: {', '.join(LOSSES)}")
+    s = jnp.asarray(scale, jnp.float32)
+    if kind == "l1":
+        return lambda pred, y: jnp.mean(jnp.abs((pred - y) * s))
+    return lambda pred, y: jnp.mean(jnp.square((pred - y) * s))
+
+
+def make_predict(model: nn.Module) -> Callable:
+    """Jitted ``predict(variables, x, weights, hard) -> (B, n)`` in evaluation mode."""
+
+    @jax.jit
+    def predict(variables, x, weights):
+        return model.apply(variables, x, weights, train=False, hard=False)
+
+    @jax.jit
+    def predict_hard(variables, x, weights):
+        return model.apply(variables, x, weights, train=False, hard=True)
+
+    return lambda variables, x, weights=None, hard=False: (predict_hard if hard else predict)(variables, x, weights)
+
+
+def predict_windows(predict, variables, w: ts.Windows, weights=None, hard: bool = False,
+                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled ``(targets, predictions)``, both ``(len(w), n)``, in time order; the last batch is padded so every call
+    has one shape."""
+    bs = min(batch_size, len(w))
+    ys, ps = [], []
+    for start in range(0, len(w), bs):
+        t = w.targets[start : start + bs]
+        real = len(t)
+        if real < bs:
+            t = np.concatenate([t, np.full(bs - real, t[-1])])
+        x, y = ts.window_batch(w, t)
+        ys.append(y[:real])
+        ps.append(np.asarray(predict(variables, x, weights, hard))[:real])
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def evaluate_forecast(predict, variables, w: ts.Windows, scale, weights=None, hard: bool = False,
+                      batch_size: int = 256) -> dict[str, float]:
+    """RSE and CORR of split ``w`` on the original scale (:func:`jaxnas.data.timeseries.forecast_metrics`)."""
+    y, p = predict_windows(predict, variables, w, weights, hard, batch_size)
+    return ts.forecast_metrics(y, p, scale)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the experiment
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastConfig:
+    """One budgeted forecasting run (defaults: LSTNet's exchange-rate set-up with a GRU cell).
+
+    Attributes:
+      dataset: ``'exchange_rate'``, ``'ETTh1'`` or a CSV/txt(.gz) path.
+      horizon, window: LSTNet protocol (horizons 3, 6, 12, 24; window 168).
+      cell: ``'lstm'`` / ``'gru'`` / ``'darts'`` (the DARTS search cell, with ``arch``; :mod:`jaxnas.nn.recurrent`)
+        or a factory ``hidden -> cell``.
+      hidden: the cell's hidden size. highway_window: LSTNet's autoregressive highway (0: none).
+      steps, batch_size, lr, grad_clip, loss, seed: training (Adam; random batches of the training part).
+      scale_from: ``'train'`` (no leakage) or ``'all'`` (LSTNet's choice); see :mod:`jaxnas.data.timeseries`.
+      eval_every: measure valid RSE every that many steps and keep the best weights (None: keep the final ones).
+      arch: ``key -> architecture parameters`` for a search cell; None for a fixed cell.
+      search_mode, relaxation, temperature, arch_lr, arch_weight_decay, search_fraction: the search (with ``arch``):
+        step mode, relaxation, its temperature, the architecture optimizer (Adam, DARTS betas) and the fraction
+        of the training part the weights train on (the rest trains the architecture).
+      workdir: where to write ``config.json``, ``metrics.jsonl``, ``result.json``; None writes nothing.
+    """
+
+    dataset: str = "exchange_rate"
+    horizon: int = 24
+    window: int = ts.WINDOW
+    cell: str | Callable[[int], nn.Module] = "gru"
+    hidden: int = 50
+    highway_window: int = 24
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-3
+    grad_clip: float | None = 10.0
+    loss: str = "l1"
+    seed: int = 0
+    scale_from: str = "train"
+    eval_every: int | None = None
+    eval_batch_size: int = 256
+    log_every: int = 50
+    arch: Callable[[jax.Array], Any] | None = None
+    search_mode: str = "bilevel-1st"
+    relaxation: str = "softmax"
+    temperature: float = 1.0
+    arch_lr: float = 3e-3
+    arch_weight_decay: float = 1e-3
+    search_fraction: float = 0.5
+    workdir: str | None = None
+
+    def __post_init__(self):
+        for name in ("horizon", "window", "hidden", "steps", "batch_size", "eval_batch_size", "log_every"):
+            if not int(getattr(self, name)) >= 1:
+                raise ValueError(f"ForecastConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.highway_window < 0:
+            raise ValueError(f"ForecastConfig.highway_window must be >= 0, got {self.highway_window}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"ForecastConfig.eval_every must be >= 1 or None, got {self.eval_every}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; allowed: {', '.join(LOSSES)}")
+        if self.seed < 0:
+            raise ValueError(f"ForecastConfig.seed must be >= 0, got {self.seed}")
+        check_search_fields(self.search_mode, self.relaxation, self.search_fraction, self.cell, self.arch)
+
+
+def make_search_step(model, config, scale, w_optimizer):
+    """The jitted step of a config: ``'weights'`` mode on :func:`fixed_apply` for a fixed cell, else
+    ``config.search_mode`` with the architecture optimizer. Returns ``(step, a_optimizer or None)``."""
+    loss_fn = make_loss(config.loss, scale)
+    if config.arch is None:
+        return make_step(fixed_apply(model), mode="weights", w_optimizer=w_optimizer, loss_fn=loss_fn,
+                         accuracy_fn=None), None
+    a_optimizer = make_arch_optimizer(OptimConfig(a_lr=config.arch_lr, a_weight_decay=config.arch_weight_decay))
+    step = make_step(model, mode=config.search_mode, relaxation=config.relaxation, w_optimizer=w_optimizer,
+                     a_optimizer=a_optimizer, loss_fn=loss_fn, accuracy_fn=None, temperature=config.temperature)
+    return step, a_optimizer
+
+
+def run_forecast(config: ForecastConfig) -> dict:
+    """Train (or search) and evaluate one forecaster; returns a JSON-ready dict (also ``result.json`` in
+    ``config.workdir`` when given)::
+
+        {'dataset', 'horizon', 'window', 'n_series', 'params', 'steps', 'search',
+         'train_loss': [first, last], 'valid': {'rse', 'corr'}, 'test': {'rse', 'corr'}, 'best_step',
+         'arch' (searches only), 'seconds', 'compile_seconds'}
+    """
+    t0 = time.time()
+    cfg = config
+    data = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
+    search = cfg.arch is not None
+    if search and cfg.search_mode.startswith("bilevel"):
+        w_part, a_part = ts.split_windows(data.train, cfg.search_fraction)
+    else:
+        w_part, a_part = data.train, None
+    for part in (w_part, a_part):
+        if part is not None and len(part) < cfg.batch_size:
+            raise ValueError(f"{data.name}: the {part.name!r} part has {len(part)} examples, fewer than "
+                             f"batch_size {cfg.batch_size}")
+
+    model = Forecaster(make_cell(cfg.cell, cfg.hidden), data.n_series, highway_window=cfg.highway_window)
+    key = jax.random.key(cfg.seed)
+    k_init, k_arch, k_w, k_a = jax.random.split(key, 4)
+    w_optimizer = make_optimizer(cfg.lr, cfg.grad_clip)
+    step, a_optimizer = make_search_step(model, cfg, data.scale, w_optimizer)
+    sample_x, _ = ts.window_batch(data.train, data.train.targets[:2])
+    state = init_state(model, sample_x, k_init, w_optimizer, cfg.arch(k_arch) if search else None, a_optimizer)
+    predict = make_predict(model)
+    log = RunLog(cfg.workdir, {**dataclasses.asdict(cfg), "data": data.name})
+
+    def batch(part, k, i):
+        return ts.window_batch(part, ts.sample_targets(part, jax.random.fold_in(k, i), cfg.batch_size))
+
+    def validate(st):
+        host = jax.device_get(st)
+        variables = {"params": host.params, **({"batch_stats": host.batch_stats} if host.batch_stats else {})}
+        weights, hard = eval_weights(host.arch if search else None, cfg.relaxation)
+        return host, variables, weights, hard
+
+    best = None  # (rse, step, host state)
+    first_loss = last_loss = None
+    compile_seconds = None
+    for i in range(cfg.steps):
+        val_batch = batch(a_part, k_a, i) if a_part is not None else None
+        t_step = time.time()
+        state, m = step(state, batch(w_part, k_w, i), val_batch)
+        loss = float(m["loss"])
+        if compile_seconds is None:
+            compile_seconds = time.time() - t_step
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss} at step {i}; lower lr ({cfg.lr}) or check the data")
+        first_loss = loss if first_loss is None else first_loss
+        last_loss = loss
+        done = i + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            log.write({"kind": "step", "step": done, **{k: float(v) for k, v in m.items()},
+                       "time": round(time.time() - t0, 3)})
+        if cfg.eval_every is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
+            host, variables, weights, hard = validate(state)
+            valid = evaluate_forecast(predict, variables, data.valid, data.scale, weights, hard, cfg.eval_batch_size)
+            log.write({"kind": "valid", "step": done, **valid})
+            if best is None or valid["rse"] < best[0]:
+                best = (valid["rse"], done, host)
+
+    host, variables, weights, hard = validate(best[2] if best is not None else state)
+    result = {
+        "dataset": data.name, "horizon": cfg.horizon, "window": cfg.window, "n_series": data.n_series,
+        "scale_from": cfg.scale_from, "params": count_params(host.params), "steps": cfg.steps, "search": search,
+        "train_loss": [first_loss, last_loss],
+        "valid": evaluate_forecast(predict, variables, data.valid, data.scale, weights, hard, cfg.eval_batch_size),
+        "test": evaluate_forecast(predict, variables, data.test, data.scale, weights, hard, cfg.eval_batch_size),
+        "best_step": best[1] if best is not None else cfg.steps,
+    }
+    if search:
+        result["arch"] = tree_to_lists(host.arch)
+    result["compile_seconds"] = round(compile_seconds, 3)
+    result["seconds"] = round(time.time() - t0, 3)
+    log.write({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
+    log.result(result)
+    return result
+
+
+__all__ = [
+    "CELL_KINDS", "LOSSES",
+    "ForecastConfig", "RunLog",
+    "count_params", "eval_weights", "evaluate_forecast", "fixed_apply", "init_state", "make_cell", "make_loss",
+    "make_optimizer", "make_predict", "make_search_step", "predict_windows", "run_forecast", "tree_to_lists",
+    "unused_arch",
+]

@@ -1,0 +1,609 @@
+"""The search loop: data, jitted steps, progress, logs, checkpoints and automatic resumption.
+
+::
+
+    from jaxnas.runners.search import SearchConfig, run_search
+    result = run_search(SearchConfig(space="nb201", method="gdas", epochs=3, steps_per_epoch=20, workdir="runs/a"))
+    print(result.arch_string)
+
+``run_search`` writes to ``workdir``:
+
+``config.json``        the run's config; a later run in the same workdir must have the same one (or it is refused)
+``metrics.jsonl``      one JSON object per logged step (``"kind": "step"``), per epoch (``"kind": "epoch"``, with the
+                       derived genotype) and one at the end (``"kind": "final"``)
+``genotypes.jsonl``    the genotype derived after every epoch
+``checkpoints/``       orbax checkpoints every ``checkpoint_every`` steps and at the end (the newest two are kept)
+``genotype.json``      the final genotype: ``{"space", "genotype", "arch", "method", ...}`` (``jaxnas train`` reads it)
+``arch.npz``           the final architecture parameters
+
+Started again with the same config, a run resumes from its newest readable checkpoint and ends bit-identical to an
+uninterrupted run (batches are pure functions of (seed, epoch, step), the PRNG key lives in the state and running
+epoch sums and log offsets live in the checkpoint). A NaN or infinite loss stops the run with
+:class:`SearchDivergedError`; the last good checkpoint is kept.
+
+Methods map to relaxations (:mod:`jaxnas.relax`): darts -> softmax, snas -> gumbel, gdas -> hard gumbel, asap ->
+sigmoid, spos -> uniform. SPOS trains only the supernet weights (uniform single-path sampling) and then picks the best
+of ``spos_candidates`` sampled genotypes on architecture-half batches with the trained supernet (weight sharing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnas import registry
+from jaxnas import relax as relax_lib
+from jaxnas.platform import settings
+from jaxnas.io.checkpoint import Checkpoints, save_arrays
+from jaxnas.search import parallel
+from jaxnas.search.steps import (
+    OptimConfig,
+    SearchState,
+    accuracy,
+    cross_entropy,
+    init_search_state,
+    make_arch_optimizer,
+    make_step,
+    make_weight_optimizer,
+)
+
+METHODS = ("darts", "snas", "gdas", "asap", "spos")
+OPTIMIZATIONS = ("single-level", "bilevel-1st", "bilevel-2nd")
+STEP_MODES = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
+
+# Config fields that do not change what a run computes: they may differ when a run is resumed.
+NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "devices",
+                       "inject_nan_at", "debug_step_delay")
+
+
+class SearchDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# config
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run depends on. Defaults: the small default search of ``jaxnas search`` (NB201 space,
+    C=8, one cell per stage, DARTS first order, embedded Fashion-MNIST padded to 32x32, 3 epochs of 25 steps).
+
+    Attributes:
+      space: a registered image space (:func:`jaxnas.registry.space_names`: ``nb201``, ``darts``, ...).
+      method: ``darts``, ``snas``, ``gdas``, ``asap`` or ``spos`` (see the module docstring).
+      optimization: ``single-level`` (weights and architecture from one loss on weights-half batches),
+        ``bilevel-1st`` or ``bilevel-2nd`` (architecture on arch-half batches); ignored by spos (weights only).
+      dataset: a :func:`jaxnas.data.load_dataset` name (``embedded``, ``cifar10``, a path, ...).
+      image_size: images are zero-padded (or centre-cropped) to this size.
+      epochs, steps_per_epoch: epochs over the weights half; ``steps_per_epoch`` caps the steps of an epoch.
+      batch_size: per step (global over the devices); the architecture step draws an equal batch from the arch half.
+      channels, layers: supernet width C and depth (NB201: cells per stage N; DARTS: cells; defaults: the space's ``quick_supernet`` sizes in the registry).
+      seed: everything random (split, arch init, weights init, batches, sampling) derives from it.
+      warmup_epochs: epochs at the start in which only the weights are trained (arch untouched).
+      temperature: ``auto`` (the method's usual schedule), ``constant:T``, ``linear:T0,T1`` (over the run) or
+        ``exp:T0,RATE,TMIN`` (per epoch).
+      hessian: second order only: ``exact`` or ``finite_difference``.
+      optim: weight / architecture optimizer settings (:class:`jaxnas.search.OptimConfig`).
+      spos_candidates: spos only: genotypes sampled and scored with the trained supernet at the end.
+      conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
+        backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
+        (docs/cpu-performance.md compares them).
+      checkpoint_every: steps between checkpoints (and one at the end); keep_checkpoints: how many to keep.
+      log_every: steps between ``"step"`` records in metrics.jsonl (epoch records are always written).
+      devices: data parallel over this many devices (the batch must divide by it).
+      inject_nan_at: test hook: the inputs of this global step are NaN (the run must stop cleanly).
+      debug_step_delay: test hook: sleep this long after every step.
+    """
+
+    space: str = "nb201"
+    method: str = "darts"
+    optimization: str = "bilevel-1st"
+    dataset: str = "embedded"
+    image_size: int = 32
+    epochs: int = 3
+    steps_per_epoch: int | None = 25
+    batch_size: int = 32
+    channels: int = 8
+    layers: int | None = None
+    seed: int = 0
+    workdir: str = "runs/search"
+    warmup_epochs: int = 0
+    temperature: str = "auto"
+    hessian: str = "exact"
+    augment: bool = True
+    optim: OptimConfig = OptimConfig()
+    spos_candidates: int = 16
+    conv_impl: str = "auto"
+    checkpoint_every: int = 25
+    keep_checkpoints: int = 2
+    log_every: int = 5
+    progress: bool = True
+    devices: int = 1
+    inject_nan_at: int | None = None
+    debug_step_delay: float = 0.0
+
+    def __post_init__(self):
+        def choice(name, allowed):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
+
+        choice("space", registry.space_names("image"))
+        choice("method", METHODS)
+        choice("optimization", OPTIMIZATIONS)
+        choice("hessian", ("exact", "finite_difference"))
+        choice("conv_impl", settings.CONV_IMPLS)
+        for name in ("epochs", "batch_size", "channels", "image_size", "checkpoint_every", "keep_checkpoints",
+                     "log_every", "devices", "spos_candidates"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("steps_per_epoch", "layers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be between 0 and epochs={self.epochs}, got {self.warmup_epochs!r}")
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} must divide evenly over {self.devices} devices")
+        if not isinstance(self.optim, OptimConfig):
+            raise ValueError(f"optim must be an OptimConfig, got {type(self.optim).__name__}")
+        if not isinstance(self.workdir, str) or not self.workdir:
+            raise ValueError(f"workdir must be a non-empty path, got {self.workdir!r}")
+        parse_temperature(self.temperature)  # raises on a malformed spec
+
+    # -- derived values -----------------------------------------------------------------------------------------
+    @property
+    def relaxation(self) -> relax_lib.Relaxation:
+        return relax_lib.get_relaxation(self.method)
+
+    @property
+    def step_mode(self) -> str:
+        """The mode of :func:`jaxnas.search.make_step` after warm-up (``weights`` for spos)."""
+        return "weights" if self.method == "spos" else STEP_MODES[self.optimization]
+
+    @property
+    def depth(self) -> int:
+        return self.layers if self.layers is not None else registry.get_entry(self.space).quick_supernet.depth
+
+    # -- JSON ---------------------------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchConfig":
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown search config fields: {', '.join(unknown)}")
+        if isinstance(data.get("optim"), dict):
+            data["optim"] = OptimConfig(**data["optim"])
+        return cls(**data)
+
+    def identity(self) -> dict:
+        """The fields that define what the run computes (compared when resuming)."""
+        return {k: v for k, v in self.to_json().items() if k not in NON_IDENTITY_FIELDS}
+
+    def replace(self, **changes) -> "SearchConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def config_differences(saved: dict, config: SearchConfig) -> list[str]:
+    """``field: saved -> new`` for every identity field that differs."""
+    new = config.identity()
+    saved = {k: v for k, v in saved.items() if k not in NON_IDENTITY_FIELDS}
+    return [f"{k}: {saved.get(k, '<missing>')!r} -> {new.get(k, '<missing>')!r}"
+            for k in sorted(set(new) | set(saved)) if saved.get(k, "<missing>") != new.get(k, "<missing>")]
+
+
+def parse_temperature(spec: str):
+    """Check a temperature spec; returns ``(kind, numbers)``."""
+    if not isinstance(spec, str):
+        raise ValueError(f"temperature must be a string spec, got {spec!r}")
+    kind, _, rest = spec.partition(":")
+    wants = {"auto": 0, "constant": 1, "linear": 2, "exp": 3}
+    if kind not in wants:
+        raise ValueError(f"unknown temperature schedule {spec!r}; allowed: auto, constant:T, linear:T0,T1, "
+                         "exp:T0,RATE,TMIN")
+    try:
+        numbers = tuple(float(v) for v in rest.split(",")) if rest else ()
+    except ValueError:
+        raise ValueError(f"malformed temperature {spec!r}: the values must be numbers") from None
+    if len(numbers) != wants[kind]:
+        raise ValueError(f"malformed temperature {spec!r}: {kind} takes {wants[kind]} number(s)")
+    if any(not (math.isfinite(v) and v > 0) for v in numbers[:1] + numbers[1:2] * (kind == "linear")):
+        raise ValueError(f"malformed temperature {spec!r}: temperatures must be positive")
+    return kind, numbers
+
+
+def temperature_schedule(config: SearchConfig, steps_per_epoch: int):
+    """The schedule ``step -> temperature`` of a config (``auto``: gdas 10 -> 0.1 over the epochs as in GDAS, asap
+    the ASAP annealing 1.3 * exp(-0.1 epoch) floored at 0.03, snas 1 -> 0.03 (exponential), others constant 1)."""
+    kind, v = parse_temperature(config.temperature)
+    total = config.epochs * steps_per_epoch
+    if kind == "constant":
+        return relax_lib.constant(v[0])
+    if kind == "linear":
+        return relax_lib.linear(v[0], v[1], total)
+    if kind == "exp":
+        return relax_lib.exponential(v[0], v[1], v[2], steps_per_unit=steps_per_epoch)
+    if config.method == "gdas":
+        return relax_lib.gdas_temperature(config.epochs, steps_per_epoch)
+    if config.method == "asap":
+        return relax_lib.asap_temperature(steps_per_epoch)
+    if config.method == "snas":
+        rate = math.log(1.0 / 0.03) / max(config.epochs, 1)
+        return relax_lib.exponential(1.0, rate, 0.03, steps_per_unit=steps_per_epoch)
+    return relax_lib.constant(1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# result
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """What a search produced (also written to the workdir)."""
+
+    genotype: Any
+    genotype_json: dict
+    arch_string: str
+    arch: dict
+    metrics: dict
+    steps: int
+    workdir: Path
+    resumed_from: int | None
+    wall_time: float
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pieces
+
+
+def build_supernet(config: SearchConfig, num_classes: int):
+    """The config's supernet, built by its space's registry entry."""
+    entry = registry.get_entry(config.space)
+    return entry.supernet(entry.space(), config.channels, config.depth, num_classes, config.conv_impl)
+
+
+def fit_images(ds, size: int):
+    """Zero-pad (done by the loader) or centre-crop ``ds`` to ``size x size``."""
+    h, w, _ = ds.image_shape
+    if h <= size and w <= size:
+        return ds
+    if h < size or w < size:
+        raise ValueError(f"cannot fit {h}x{w} images to {size}x{size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    images = np.ascontiguousarray(ds.images[:, top : top + size, left : left + size])
+    images.setflags(write=False)
+    return dataclasses.replace(ds, images=images)
+
+
+def init_state(model, arch, image_shape, key, w_opt, a_opt) -> SearchState:
+    """:func:`jaxnas.search.init_search_state` for images of ``image_shape`` (H, W, C)."""
+    sample = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+    return init_search_state(model, arch, sample, key, w_opt, a_opt)
+
+
+def load_search_data(config: SearchConfig):
+    """``(weights_half, arch_half, num_classes)`` of the config's data set."""
+    from jaxnas import data
+
+    train = data.load_dataset(config.dataset, "train")
+    h, w, _ = train.image_shape
+    if config.image_size > max(h, w):
+        train = data.load_dataset(config.dataset, "train", image_size=config.image_size)
+    train = fit_images(train, config.image_size)
+    w_half, a_half = data.split_for_search(train, config.seed)
+    return w_half, a_half, train.num_classes
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+class _Log:
+    """An append-only JSON-lines file that can be cut back to a checkpointed length."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate(self, size: int) -> None:
+        if not self.path.exists():
+            self.path.touch()
+        with open(self.path, "r+b") as f:
+            f.truncate(size)
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def check_finite(metrics: dict, ckpts, where: str, what: str, advice: str) -> None:
+    """SearchDivergedError naming the first NaN/infinite loss in ``metrics`` and the last good checkpoint."""
+    bad = [k for k in ("loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]
+    if not bad:
+        return
+    kept = ckpts.steps()
+    last = f"the last good checkpoint is step {kept[-1]} in {ckpts.directory}" if kept else \
+        "no checkpoint had been written yet"
+    raise SearchDivergedError(f"{bad[0]} is {metrics[bad[0]]} at {where}; {what} stopped and {last}. {advice}")
+
+
+def _scalar_metrics(metrics) -> dict[str, float]:
+    return {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
+
+
+def check_workdir_generic(workdir: Path, identity: dict, full: dict, kind: str, ignore=()) -> None:
+    """Refuse a workdir holding a ``kind`` run whose config differs from ``identity`` (the fields not in
+    ``ignore``); for a new workdir write ``config.json`` (``{"kind": kind, "config": full}``)."""
+    path = workdir / "config.json"
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is unreadable ({e}); use another --workdir or delete it") from None
+        if saved.get("kind", kind) != kind:
+            raise ValueError(f"workdir {workdir} holds a {saved.get('kind')} run, not a {kind}; use another --workdir")
+        old = {k: v for k, v in saved.get("config", {}).items() if k not in ignore}
+        diffs = [f"{k}: {old.get(k, '<missing>')!r} -> {identity.get(k, '<missing>')!r}"
+                 for k in sorted(set(old) | set(identity)) if old.get(k, "<missing>") != identity.get(k, "<missing>")]
+        if diffs:
+            raise ValueError(f"workdir {workdir} holds a {kind} run with a different config ({'; '.join(diffs)}); "
+                             "use another --workdir, or delete that one to start over")
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {"kind": kind, "config": full})
+
+
+def check_workdir(workdir: Path, config: SearchConfig) -> None:
+    """Refuse a workdir holding a search with a different config; write config.json for a new run."""
+    check_workdir_generic(workdir, config.identity(), config.to_json(), "search", NON_IDENTITY_FIELDS)
+
+
+def _genotype_record(space, arch) -> tuple[Any, dict, str]:
+    g = space.derive(jax.device_get(arch))
+    return g, space.to_json(g), space.format(g)
+
+
+def spos_select(model, state, space, a_half, config: SearchConfig, batches: int = 2):
+    """SPOS's second stage, in short: sample ``config.spos_candidates`` genotypes, score each with the trained
+    supernet (inherited weights, batch statistics of the batch) on ``batches`` arch-half batches, keep the best.
+
+    Returns ``(genotype, scores)``; deterministic given the seed.
+    """
+    from jaxnas.data import batch_at, steps_per_epoch
+
+    @jax.jit
+    def score(params, batch_stats, weights, x, y):
+        variables = {"params": params, "batch_stats": batch_stats}
+        logits, _ = model.apply(variables, x, weights, train=True, hard=True, mutable=["batch_stats"])
+        return accuracy(logits, y), cross_entropy(logits, y)
+
+    n = min(batches, steps_per_epoch(len(a_half), config.batch_size))
+    data = [batch_at(a_half, config.seed, 0, i, config.batch_size, stream=1) for i in range(n)]
+    key = jax.random.fold_in(jax.random.key(config.seed), 0x5B05)
+    seen, scores = set(), []
+    for i in range(config.spos_candidates):
+        g = space.sample(jax.random.fold_in(key, i))
+        text = space.format(g)
+        if text in seen:
+            continue
+        seen.add(text)
+        weights = space.one_hot_weights(g)
+        accs, losses = zip(*(score(state.params, state.batch_stats, weights, x, y) for x, y in data))
+        scores.append((float(np.mean(accs)), -float(np.mean(losses)), text, g))
+    best = max(scores, key=lambda s: (s[0], s[1]))
+    return best[3], [{"arch": s[2], "accuracy": s[0], "loss": -s[1]} for s in scores]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the loop
+
+
+def run_search(config: SearchConfig) -> SearchResult:
+    """Run (or resume) the search described by ``config`` in ``config.workdir``; see the module docstring."""
+    from jaxnas.data import batch_at, steps_per_epoch
+    t_start = time.time()
+    cfg = config
+    workdir = Path(cfg.workdir)
+    report = _reporter(cfg)
+    space = registry.get_space(cfg.space)
+    w_half, a_half, num_classes = load_search_data(cfg)
+    check_workdir(workdir, cfg)
+    spe = min(steps_per_epoch(len(w_half), cfg.batch_size), steps_per_epoch(len(a_half), cfg.batch_size))
+    if spe < 1:
+        raise ValueError(f"data set {cfg.dataset!r} is too small: its search halves ({len(w_half)} / {len(a_half)} "
+                         f"examples) hold no full batch of {cfg.batch_size}")
+    if cfg.steps_per_epoch is not None:
+        spe = min(spe, cfg.steps_per_epoch)
+    total = cfg.epochs * spe
+    mode = cfg.step_mode
+    needs_val = mode.startswith("bilevel")
+
+    if cfg.devices > 1:
+        if cfg.devices > jax.device_count():
+            raise ValueError(f"--devices {cfg.devices}: only {jax.device_count()} device(s) available")
+        mesh = parallel.data_mesh(jax.devices()[: cfg.devices])
+    else:
+        mesh = None
+
+    model = build_supernet(cfg, num_classes)
+    w_opt = make_weight_optimizer(cfg.optim, total)
+    a_opt = make_arch_optimizer(cfg.optim)
+    k_arch, k_init = jax.random.split(jax.random.key(cfg.seed))
+    arch = space.init_arch(k_arch)
+    h, w, c = w_half.image_shape
+    state = init_state(model, arch, (h, w, c), k_init, w_opt, a_opt)
+    temperature = temperature_schedule(cfg, spe)
+    common = dict(relaxation=cfg.relaxation, w_optimizer=w_opt, temperature=temperature, mesh=mesh)
+    steps = {"weights": make_step(model, mode="weights", **common)}
+    if mode != "weights":
+        steps[mode] = make_step(model, mode=mode, a_optimizer=a_opt, hessian=cfg.hessian, **common)
+
+    metrics_log, genotype_log = _Log(workdir / "metrics.jsonl"), _Log(workdir / "genotypes.jsonl")
+    ckpts = Checkpoints(workdir / "checkpoints", keep=cfg.keep_checkpoints, report=report)
+
+    def check_meta(meta):
+        diffs = config_differences(meta.get("config", {}), cfg)
+        if diffs:
+            raise ValueError(f"checkpoint in {workdir} was written by a different config ({'; '.join(diffs)})")
+
+    found = ckpts.restore_latest(state, check=check_meta)
+    if found is not None:
+        state, meta = found.state, found.meta
+        start, sums = int(meta["global_step"]), dict(meta["epoch_sums"])
+        metrics_log.truncate(int(meta["metrics_bytes"]))
+        genotype_log.truncate(int(meta["genotypes_bytes"]))
+        resumed_from = start
+        report(f"resuming {workdir} from step {start}/{total} ({found.path})")
+    else:
+        start, sums, resumed_from = 0, {}, None
+        metrics_log.truncate(0)
+        genotype_log.truncate(0)
+    if mesh is not None:
+        state = parallel.replicate(state, mesh)
+    else:
+        state = jax.device_put(state)
+
+    bar = _progress(cfg, total, start)
+    try:
+        for g in range(start, total):
+            epoch, i = divmod(g, spe)
+            x, y = batch_at(w_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=0)
+            if cfg.inject_nan_at is not None and g == cfg.inject_nan_at:
+                x = np.full_like(x, np.nan)
+            fn = steps["weights"] if epoch < cfg.warmup_epochs else steps[mode]
+            if needs_val and epoch >= cfg.warmup_epochs:
+                val = batch_at(a_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=1)
+                state, m = fn(state, (x, y), val)
+            else:
+                state, m = fn(state, (x, y))
+            m = _scalar_metrics(m)
+            check_finite(m, ckpts, f"step {g} (epoch {epoch}, step {i} of {spe})", "the search",
+                         f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data")
+            for k, v in m.items():
+                sums[k] = sums.get(k, 0.0) + v
+            sums["_count"] = sums.get("_count", 0.0) + 1
+            done = g + 1
+            if done % cfg.log_every == 0:
+                metrics_log.write({"kind": "step", "step": done, "epoch": epoch, **m,
+                                   "time": round(time.time() - t_start, 3)})
+            if i == spe - 1:
+                record = _epoch_record(space, state, sums, epoch, done)
+                metrics_log.write({**record, "time": round(time.time() - t_start, 3)})
+                genotype_log.write({"epoch": epoch, "step": done, "genotype": record["genotype"],
+                                    "arch": record["arch"]})
+                sums = {}
+            if done % cfg.checkpoint_every == 0 or done == total:
+                ckpts.save(done, state, {
+                    "config": cfg.to_json(), "global_step": done, "epoch_sums": sums,
+                    "metrics_bytes": metrics_log.size(), "genotypes_bytes": genotype_log.size(),
+                })
+            if bar is not None:
+                bar.update(1)
+                post = {"ep": epoch, "loss": f"{m['loss']:.3f}", "acc": f"{m['accuracy']:.3f}"}
+                if "val_accuracy" in m:
+                    post["val_acc"] = f"{m['val_accuracy']:.3f}"
+                bar.set_postfix(post, refresh=False)
+            if cfg.debug_step_delay:
+                time.sleep(cfg.debug_step_delay)
+    finally:
+        if bar is not None:
+            bar.close()
+        ckpts.close()
+
+    # -- final outputs ------------------------------------------------------------------------------------------
+    host_state = jax.device_get(state)
+    arch_final = jax.tree_util.tree_map(np.asarray, host_state.arch)
+    if cfg.method == "spos":
+        genotype, candidates = spos_select(model, host_state, space, a_half, cfg)
+        extra = {"spos_candidates": candidates}
+    else:
+        genotype, extra = space.derive(arch_final), {}
+    g_json, g_text = space.to_json(genotype), space.format(genotype)
+    final = _final_metrics(metrics_log.path, total)
+    metrics_log.write({"kind": "final", "step": total, "arch": g_text, "genotype": g_json, **final,
+                       "time": round(time.time() - t_start, 3)})
+    _write_json(workdir / "genotype.json", {
+        "space": cfg.space, "genotype": g_json, "arch": g_text, "method": cfg.method,
+        "optimization": cfg.optimization if cfg.method != "spos" else "weights-only", "steps": total,
+        "final_metrics": final, **extra,
+    })
+    save_arrays(workdir / "arch.npz", arch_final)
+    return SearchResult(genotype, g_json, g_text, arch_final, final, total, workdir, resumed_from,
+                        time.time() - t_start)
+
+
+def _epoch_record(space, state, sums, epoch, done) -> dict:
+    n = max(sums.get("_count", 0.0), 1.0)
+    means = {k: v / n for k, v in sums.items() if k != "_count"}
+    _, g_json, g_text = _genotype_record(space, state.arch)
+    return {"kind": "epoch", "epoch": epoch, "step": done, **means, "genotype": g_json, "arch": g_text}
+
+
+def _final_metrics(path: Path, total: int) -> dict:
+    """The last epoch record's numbers (train / val loss and accuracy averaged over that epoch)."""
+    last = {}
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec.get("kind") == "epoch":
+                last = rec
+    return {k: v for k, v in last.items() if k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                                                   "temperature", "lr")}
+
+
+def _reporter(cfg: SearchConfig):
+    def report(msg: str) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+        except ImportError:  # pragma: no cover
+            print(msg, file=sys.stderr)
+
+    return report
+
+
+def _progress(cfg: SearchConfig, total: int, start: int):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc=f"search {cfg.space}/{cfg.method}", unit="step",
+                file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+                disable=not settings.current().progress)
+
+
+__all__ = [
+    "METHODS",
+    "OPTIMIZATIONS",
+    "SearchConfig",
+    "SearchDivergedError",
+    "SearchResult",
+    "build_supernet",
+    "config_differences",
+    "parse_temperature",
+    "run_search",
+    "spos_select",
+    "temperature_schedule",
+]

@@ -1,0 +1,128 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnas.nn.costs import image_spec, profile
+from jaxnas.spaces.genotypes import get_cnn_genotype
+from jaxnas.nn.networks import init_variables
+from jaxnas.registry import get_space
+from jaxnas.nn.supernet import DartsSearchNetwork, NB201Supernet
+
+X = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+
+
+def _tiny(space_name, steps=2):
+    # impl="xla" and 2-node DARTS cells keep compile times small; both implementations are compared op by op in
+    # test_ops.py, and the full-size DARTS network is checked by its parameter count above
+    if space_name == "nb201":
+        return get_space("nb201"), NB201Supernet(C=4, N=1, num_classes=5, impl="xla")
+    return get_space("darts", steps=steps), DartsSearchNetwork(C=4, layers=3, num_classes=5, steps=steps,
+                                                              multiplier=steps, impl="xla")
+
+
+def test_darts_search_network_has_the_published_size():
+    space = get_space("darts")
+    weights = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
+                                     space.init_arch(jax.random.PRNGKey(0)))
+    params, _ = profile(DartsSearchNetwork(C=16, layers=8, impl="xla"), image_spec(1, 32), weights, train=False)
+    assert params == 1930618
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_supernet_forward_and_arch_gradient(space_name):
+    space, model = _tiny(space_name)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    weights = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+    v = init_variables(model, jax.random.PRNGKey(2), X, weights, train=False)
+    assert "params" in v and not any(k in jax.tree_util.keystr(p) for p, _ in
+                                     jax.tree_util.tree_leaves_with_path(v) for k in ("alpha", "arch"))
+
+    def loss(arch):
+        w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+        y, _ = model.apply(v, X, w, train=True, mutable=["batch_stats"])
+        return jnp.sum(y**2)
+
+    g = jax.jit(jax.grad(loss))(arch)
+    chex.assert_trees_all_equal_shapes(g, arch)
+    chex.assert_tree_all_finite(g)
+    assert all(float(jnp.abs(leaf).sum()) > 0 for leaf in jax.tree_util.tree_leaves(g))
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name):
+    space, model = _tiny(space_name)
+    g = space.sample(jax.random.PRNGKey(3))
+    onehot = space.one_hot_weights(g)
+    v = init_variables(model, jax.random.PRNGKey(2), X, onehot, train=False)
+    apply = jax.jit(lambda w, hard: model.apply(v, X, w, train=True, hard=hard, mutable=["batch_stats"])[0],
+                    static_argnums=1)
+    soft, hard = apply(onehot, False), apply(onehot, True)
+    np.testing.assert_allclose(soft, hard, atol=1e-5)
+    # every edge becomes a switch (lax.cond) over its ops instead of a sum of all of them
+    jaxpr = str(jax.make_jaxpr(lambda w: model.apply(v, X, w, train=False, hard=True))(onehot))
+    edges_per_cell = 6 if space_name == "nb201" else 5
+    assert jaxpr.count("cond[") == 3 * edges_per_cell  # 3 cells in both tiny supernets
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_changing_architecture_values_does_not_retrace(space_name):
+    space, model = _tiny(space_name)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    v = init_variables(model, jax.random.PRNGKey(2), X, arch, train=False)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def forward(v, arch):
+        return model.apply(v, X, jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch), train=False)
+
+    chex.clear_trace_counter()
+    for k in range(3):
+        forward(v, space.init_arch(jax.random.PRNGKey(10 + k)))
+
+
+def test_bad_weights_and_inputs_are_clear_errors():
+    space, model = _tiny("nb201")
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    with pytest.raises(ValueError, match=r"weights\['cell'\] must have shape \(6, 5\), got \(6, 4\)"):
+        model.init(jax.random.PRNGKey(0), X, {"cell": jnp.zeros((6, 4))}, train=False)
+    with pytest.raises(ValueError, match="must be a dict with keys \\['cell'\\]"):
+        model.init(jax.random.PRNGKey(0), X, get_space("darts").init_arch(jax.random.PRNGKey(0)), train=False)
+    with pytest.raises(ValueError, match="expected an NHWC image batch"):
+        model.init(jax.random.PRNGKey(0), X[0], arch, train=False)
+    assert get_cnn_genotype("DARTS_V2") is not None
+
+
+def test_nested_cells_compute_the_same_values_and_gradients():
+    # soft weights only; one-hot weights (nn.switch inside the conditional) passed too, left out to save 100 s
+    space, flat = _tiny("darts")
+    nested, flat = flat.clone(nest_cells=True), flat.clone(nest_cells=False)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    weights = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+    v = init_variables(flat, jax.random.PRNGKey(2), X, weights, train=False)
+    chex.assert_trees_all_equal_structs(v, init_variables(nested, jax.random.PRNGKey(2), X, weights, train=False))
+
+    def loss(model):
+        def f(params, arch):
+            w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+            y, new = model.apply({**v, "params": params}, X, w, train=True, mutable=["batch_stats"])
+            return jnp.sum(y**2), new
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))
+
+    (l_flat, bs_flat), g_flat = loss(flat)(v["params"], arch)
+    (l_nest, bs_nest), g_nest = loss(nested)(v["params"], arch)
+    np.testing.assert_allclose(l_nest, l_flat, rtol=1e-5)
+    chex.assert_trees_all_close(g_nest, g_flat, rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(bs_nest, bs_flat, rtol=1e-5, atol=1e-6)
+    text = jax.jit(lambda w: nested.apply(v, X, w, train=False)).lower(weights).as_text()
+    assert text.count("stablehlo.case") == 3  # one per cell
+
+
+def test_nested_cells_give_nan_for_non_finite_weights():
+    space, model = _tiny("darts")
+    model = model.clone(nest_cells=True)
+    w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), space.init_arch(jax.random.PRNGKey(1)))
+    v = init_variables(model, jax.random.PRNGKey(2), X, w, train=False)
+    w["normal"] = w["normal"].at[0, 0].set(jnp.nan)
+    assert bool(jnp.all(jnp.isnan(model.apply(v, X, w, train=False))))
