@@ -72,15 +72,20 @@ class SpaceEntry:
     def space(self, **options):
         return self.make_space(**options)
 
-    def supernet(self, space, width: int, depth: int, num_classes: int = 0, conv_impl: str | None = None):
+    def supernet(self, space, width: int, depth: int | None = None, num_classes: int = 0,
+                 conv_impl: str | None = None):
+        """The space's supernet (``depth`` None: :attr:`quick_supernet`'s)."""
+        depth = self.quick_supernet.depth if depth is None else depth
         if self.make_supernet is None:
             raise ValueError(f"space {self.name!r} has no supernet (it is {self.task})")
         if self.task == "sequence":
             return self.make_supernet(space, width)
         return self.make_supernet(space, width, depth, num_classes, conv_impl)
 
-    def network(self, genotype, width: int, depth: int, num_classes: int = 0, auxiliary: bool = False,
+    def network(self, genotype, width: int, depth: int | None = None, num_classes: int = 0, auxiliary: bool = False,
                 conv_impl: str | None = None):
+        """The discrete network of ``genotype`` (``depth`` None: :attr:`quick_network`'s)."""
+        depth = self.quick_network.depth if depth is None else depth
         if self.make_network is None:
             raise ValueError(f"space {self.name!r} has no discrete network")
         if auxiliary and not self.auxiliary_head:

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jaxnas.nn.networks import NB201Network
 
 
 # -- predictors ----------------------------------------------------------------------------------------------------
@@ -189,8 +190,6 @@ def measure_latency(genotype, *, batch_size: int = 1, image_size: int = 32, chan
     ``block_until_ready``) and returns their median. The weights are random (latency does not depend on their
     values) and made without running the network's initialisers (:func:`synthetic_variables`).
     """
-    from jaxnas.nn.networks import NB201Network
-
     if warmup < 0 or repeats < 1:
         raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
     model = NB201Network(genotype=genotype, C=C, N=N, num_classes=num_classes, impl=impl)

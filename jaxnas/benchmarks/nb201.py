@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxnas.spaces.genotypes import NB201Genotype
 from jaxnas.spaces.nb201 import NB201Space
+from jaxnas import strategies
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 METRICS = ("test_acc", "test_acc_12ep", "valid_acc_12ep", "valid_acc", "params_mb", "flops_m")
@@ -240,8 +241,6 @@ def _cached_objective(dataset: str, metric: str):
 
 @lru_cache(maxsize=16)
 def _cached_strategy(name: str, kwargs: tuple):
-    from jaxnas import strategies
-
     return strategies.get_strategy(name, load().space, **dict(kwargs))
 
 
@@ -252,8 +251,6 @@ def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 1
     Every run returns the queried cell with the highest ``reward`` (first of equals); the summary is the mean and
     (population) standard deviation over runs of that cell's ``report`` metric, as in the NB201 paper's Table 5.
     """
-
-    from jaxnas import strategies
 
     if strategy not in strategies.STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; allowed: {', '.join(strategies.STRATEGIES)}")

@@ -9,6 +9,7 @@ keeps the best; the report is the mean +- std over runs of that cell's final (20
 from __future__ import annotations
 
 import json
+from jaxnas.benchmarks.nb201 import benchmark_strategy
 
 BENCHMARKS = ("nb201",)
 
@@ -29,8 +30,6 @@ def register(subparsers) -> None:
 def main(args) -> int:
     if args.benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {args.benchmark!r}; allowed: {', '.join(BENCHMARKS)}")
-    from jaxnas.benchmarks.nb201 import benchmark_strategy
-
     result = benchmark_strategy(args.strategy, args.dataset, args.queries, args.runs, args.seed)
     if args.json:
         result = dict(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from jaxnas.platform import hostmem
 
 COMMANDS = ("describe", "search", "train", "bench")
 
@@ -28,8 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxnas.platform import hostmem
-
     try:
         if not hostmem.accelerator_installed():  # XLA:CPU's buffers: huge pages (JAXNAS_CPU_MALLOC), before JAX
             if argv is None:  # run as a command, not called from Python: glibc reads its tunables at start-up only

@@ -6,11 +6,13 @@
     jaxnas search --space darts --method darts --optimization bilevel-2nd --dataset cifar10 --epochs 50 \\
         --batch-size 64 --channels 16 --layers 8 --workdir runs/darts --devices 8
 
-    jaxnas search --grow grow-then-prune --epochs 6 --workdir runs/grow      # a growing supernet (jaxnas.search.morph)
-    jaxnas search --grow interleaved --max-nodes 4 --max-width 16 --prune-threshold 0.15
+    jaxnas search --space grow-conv --grow grow-then-prune --epochs 6 --workdir runs/grow   # growth by morphisms
+    jaxnas search --grow interleaved --max-nodes 4 --max-width 16 --prune-threshold 0.15  # (--grow: grow-conv)
+    jaxnas search --space darts-rnn --steps 200 --workdir runs/rnn     # the DARTS recurrent cell, language modelling
 
-Started again with the same arguments, a search resumes from its newest checkpoint in --workdir (a growing search
-too: the checkpoint records the grown network's shape).
+The spaces are those of the registry (jaxnas.registry). Started again with the same arguments, an image search
+resumes from its newest checkpoint in --workdir (a growing search too: the checkpoint records the grown network's
+shape); a darts-rnn search does not resume yet (it starts again).
 """
 
 from __future__ import annotations
@@ -18,12 +20,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 from jaxnas.runners.grow import SCHEDULES, GrowConfig
-from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SPACE_NAMES, SearchConfig
+from jaxnas import registry
+from jaxnas.platform import settings
+from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SearchConfig
 from jaxnas.search.steps import OptimConfig
+from jaxnas.nn import grow
+from jaxnas.runners.grow import run_growing_search
+from jaxnas.platform.cache import enable_compilation_cache
+from jaxnas.runners.search import SearchDivergedError
+from jaxnas.runners.lm import LMConfig
+from jaxnas.runners.lm import run_lm
+from jaxnas.runners.search import SearchDivergedError, run_search
 
 
 def one_line_errors(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
@@ -91,7 +103,7 @@ def register(sub) -> None:
     d = SearchConfig()
     p.add_argument("--config", help="a python config file with get_config() (path.py or path.py:variant); "
                    "flags given here override its values")
-    p.add_argument("--space", choices=SPACE_NAMES, help=f"search space (default {d.space})")
+    p.add_argument("--space", choices=searchable_spaces(), help=f"search space (default {d.space})")
     p.add_argument("--method", choices=METHODS, help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), "
                    f"asap (sigmoid), spos (uniform single path) (default {d.method})")
     p.add_argument("--optimization", choices=OPTIMIZATIONS, help=f"default {d.optimization}; spos ignores it")
@@ -118,8 +130,8 @@ def register(sub) -> None:
     p.add_argument("--a-lr", type=float, help=f"architecture learning rate (default {OptimConfig().a_lr})")
     p.add_argument("--weight-decay", type=float, help=f"weight decay (default {OptimConfig().w_weight_decay})")
     p.add_argument("--spos-candidates", type=int, help="spos: genotypes scored after training (default 16)")
-    p.add_argument("--conv-impl", choices=("xla", "shift"), help="convolution implementation (default: the platform's; "
-                   "on CPU xla compiles faster, shift runs faster on big batches)")
+    p.add_argument("--conv-impl", choices=settings.CONV_IMPLS, help="convolution implementation (default auto: "
+                   "$JAXNAS_CONV_IMPL, else the backend's per-kind choice; docs/cpu-performance.md)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("growing search (--grow): a GrowConvNet that grows by function-preserving morphisms; "
@@ -135,6 +147,13 @@ def register(sub) -> None:
                    f"{gd.grow_epochs})")
     g.add_argument("--prune-threshold", type=float, help=f"prune ops below this softmax weight (default "
                    f"{gd.prune_threshold})")
+    s = p.add_argument_group("sequence search (--space darts-rnn): the recurrent cell searched on word-level "
+                             "language modelling (PTB format); uses --method --optimization --seed --workdir "
+                             "--log-every --a-lr --channels (hidden units)")
+    s.add_argument("--steps", type=int, help="training steps (default 1000)")
+    s.add_argument("--data-dir", help="a folder with train.txt, valid.txt, test.txt (default: the shipped PTB "
+                   "valid/test files)")
+    s.add_argument("--bptt", type=int, help="sequence length (default 35)")
     p.add_argument("--inject-nan-at", type=int, help=argparse.SUPPRESS)  # test hook
     p.add_argument("--debug-step-delay", type=float, help=argparse.SUPPRESS)  # test hook
     p.set_defaults(func=_run)
@@ -148,7 +167,7 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
     "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
     "prune_threshold": "prune_threshold",
 }
-_NOT_FOR_GROW = ("config", "space", "method", "devices", "warmup_epochs", "temperature", "hessian",
+_NOT_FOR_GROW = ("config", "method", "steps", "data_dir", "bptt", "devices", "warmup_epochs", "temperature", "hessian",
                  "spos_candidates", "inject_nan_at", "w_lr", "a_lr", "weight_decay")
 
 
@@ -157,7 +176,7 @@ def grow_config_from_args(args) -> GrowConfig:
     if unused:
         raise ValueError(f"{', '.join(unused)} do(es) not apply to a growing search (--grow)")
     changes = {field: getattr(args, dest) for dest, field in _GROW_FLAGS.items() if getattr(args, dest) is not None}
-    changes["schedule"] = args.grow
+    changes["schedule"] = args.grow or GrowConfig().schedule
     if args.no_progress:
         changes["progress"] = False
     if args.no_augment:
@@ -166,11 +185,6 @@ def grow_config_from_args(args) -> GrowConfig:
 
 
 def _run_grow(args) -> int:
-    from jaxnas.nn import grow
-    from jaxnas.runners.grow import run_growing_search
-    from jaxnas.platform.cache import enable_compilation_cache
-    from jaxnas.runners.search import SearchDivergedError
-
     config = grow_config_from_args(args)
     enable_compilation_cache()
     try:
@@ -189,12 +203,57 @@ def _run_grow(args) -> int:
     return 0
 
 
-def _run(args) -> int:
-    from jaxnas.platform.cache import enable_compilation_cache
-    from jaxnas.runners.search import SearchDivergedError, run_search
+def searchable_spaces() -> tuple[str, ...]:
+    return registry.space_names("image") + registry.space_names("image-growth") + registry.space_names("sequence")
 
-    if args.grow is not None:
+
+_SEQUENCE_FLAGS = {"steps": "steps", "data_dir": "data_dir", "bptt": "bptt", "channels": "hidden", "seed": "seed",
+                   "workdir": "workdir", "log_every": "log_every", "optimization": "search_mode",
+                   "method": "relaxation", "a_lr": "arch_lr"}
+_SEQUENCE_OPTIMIZATION = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
+
+
+def sequence_config_from_args(args, entry):
+    """The language-modelling search of a ``sequence`` space (:class:`jaxnas.runners.lm.LMConfig`)."""
+    flags = {dest for dest in vars(args) if getattr(args, dest) not in (None, False)}
+    unused = sorted(flags - set(_SEQUENCE_FLAGS) - {"space", "func", "command", "no_progress"})
+    if unused:
+        raise ValueError(f"{', '.join('--' + u.replace('_', '-') for u in unused)} do(es) not apply to a "
+                         f"{entry.name} search")
+    changes = {field: getattr(args, dest) for dest, field in _SEQUENCE_FLAGS.items() if getattr(args, dest) is not None}
+    if "search_mode" in changes:
+        changes["search_mode"] = _SEQUENCE_OPTIMIZATION[changes["search_mode"]]
+    changes.setdefault("workdir", SearchConfig().workdir)
+    changes.setdefault("hidden", entry.quick_supernet.width)
+    space = entry.space()
+    hidden = changes["hidden"]
+    return LMConfig(cell=lambda h: entry.supernet(space, h), arch=space.init_arch, embed_dim=hidden,
+                    **{k: v for k, v in changes.items()}), space
+
+
+def _run_sequence(args, entry) -> int:
+    import jax
+
+    config, space = sequence_config_from_args(args, entry)
+    enable_compilation_cache()
+    result = run_lm(config)
+    genotype = space.derive(jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a), result["arch"]))
+    out = Path(config.workdir) / "genotype.json"
+    out.write_text(json.dumps({"space": space.name, "genotype": space.to_json(genotype), "arch": space.format(genotype),
+                               "valid": result["valid"], "test": result["test"], "steps": result["steps"]}, indent=1))
+    print(f"genotype ({space.name}, {config.relaxation}, {config.steps} steps, {result['seconds']:.1f} s): "
+          f"{space.format(genotype)}")
+    print(f"valid ppl {result['valid']['ppl']:.2f}, test ppl {result['test']['ppl']:.2f}")
+    print(f"written: {out}")
+    return 0
+
+
+def _run(args) -> int:
+    task = registry.get_entry(args.space).task if args.space is not None else "image"
+    if args.grow is not None or task == "image-growth":
         return _run_grow(args)
+    if task == "sequence":
+        return _run_sequence(args, registry.get_entry(args.space))
     config = config_from_args(args)
     enable_compilation_cache()
     try:

@@ -16,11 +16,12 @@ import json
 import sys
 
 from jaxnas.cli.search import one_line_errors
+from jaxnas.runners.train import TrainConfig
+from jaxnas.platform.cache import enable_compilation_cache
+from jaxnas.runners.train import TrainConfig, TrainingDivergedError, load_genotype, train_and_evaluate
 
 
 def register(sub) -> None:
-    from jaxnas.runners.train import TrainConfig
-
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     p = sub.add_parser("train", help="train a derived network from scratch and report its test accuracy",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,9 +56,6 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    from jaxnas.platform.cache import enable_compilation_cache
-    from jaxnas.runners.train import TrainConfig, TrainingDivergedError, load_genotype, train_and_evaluate
-
     space, genotype = load_genotype(args.genotype)
     if args.steps_per_epoch is not None and args.steps_per_epoch < 0:
         raise ValueError(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")

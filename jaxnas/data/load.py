@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jaxnas.data import local
 from jaxnas.data.arrays import ArrayDataset, Stats
+from jaxnas.data import tfds_source
 
 DEFAULT_DATASET = "embedded"
 EMBEDDED_NAMES = ("embedded", "fashion_mnist_small")
@@ -79,8 +80,6 @@ def load_dataset(
         if name.endswith(".npz") or path.is_file():
             return local.load_npz(path, split, **kw)
         raise FileNotFoundError(f"dataset path not found: {path} (allowed: {DATASET_HELP})")
-
-    from jaxnas.data import tfds_source  # imports tensorflow_datasets lazily (~0.3 s)
 
     tfds_name = name[5:] if lower.startswith("tfds:") else name
     try:

@@ -40,6 +40,7 @@ from jaxnas import relax as relax_lib
 from jaxnas.data import timeseries as ts
 from jaxnas.search.steps import ARCH_MODES, OptimConfig, SearchState, make_arch_optimizer, make_step
 from jaxnas.nn.sequence import Forecaster
+from jaxnas.nn import recurrent
 
 LOSSES = ("l1", "mse")
 CELL_KINDS = {"lstm": "LSTMCell", "gru": "GRUCell", "darts": "DartsRnnSearchCell"}  # classes of jaxnas.nn.recurrent
@@ -62,10 +63,6 @@ def make_cell(cell: str | Callable[[int], nn.Module], hidden: int) -> nn.Module:
         return cell(hidden)
     if cell not in CELL_KINDS:
         raise ValueError(f"unknown cell kind {cell!r}; allowed: {', '.join(CELL_KINDS)} or a factory hidden -> cell")
-    try:
-        from jaxnas.nn import recurrent
-    except ImportError as e:
-        raise ValueError(f"cell kind {cell!r} needs jaxnas.nn.recurrent, which could not be imported: {e}") from e
     return getattr(recurrent, CELL_KINDS[cell])(hidden=hidden)
 
 

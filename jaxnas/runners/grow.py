@@ -51,6 +51,8 @@ from jaxnas.runners.search import (
     fit_images,
 )
 from jaxnas.search.steps import OptimConfig, SearchState, make_arch_optimizer, make_step, make_weight_optimizer
+from jaxnas import data
+from jaxnas.data import batch_at, steps_per_epoch
 
 SCHEDULES = ("grow-then-prune", "interleaved")
 GROW_OPTIMIZATIONS = {"single-level": "single", "bilevel-1st": "bilevel-1st"}
@@ -177,9 +179,6 @@ class GrowResult:
 
 def run_growing_search(config: GrowConfig) -> GrowResult:
     """Run (or resume) a growing search in ``config.workdir``; see the module docstring."""
-    from jaxnas import data
-    from jaxnas.data import batch_at, steps_per_epoch
-
     t_start = time.time()
     cfg = config
     workdir = Path(cfg.workdir)

@@ -57,6 +57,9 @@ from jaxnas import relax as relax_lib
 from jaxnas.search.steps import OptimConfig, SearchState, cross_entropy, make_arch_optimizer, make_step
 from jaxnas.runners import forecast as F
 from jaxnas.nn.sequence import Forecaster, LanguageModel
+from jaxnas.runners import lm
+from jaxnas.data import timeseries as ts
+from jaxnas.data import ptb
 
 SCHEDULES = ("grow-then-prune", "interleaved", "fixed")
 SEARCH_MODES = ("bilevel-1st", "single")
@@ -285,8 +288,6 @@ def retrain_forecast(derived: grow.RecurrentSpec, arch=None, config: F.ForecastC
 
 def retrain_lm(derived: grow.RecurrentSpec, arch=None, config=None) -> dict:
     """As :func:`retrain_forecast`, with :func:`jaxnas.runners.lm.run_lm` (``config``: an ``LMConfig``)."""
-    from jaxnas.runners import lm
-
     config = config or lm.LMConfig()
     cfg = dataclasses.replace(config, cell=fixed_cell(derived, arch), hidden=derived.hidden, arch=None)
     out = lm.run_lm(cfg)
@@ -444,8 +445,6 @@ def _search(cfg: GrowthConfig, task: _Task, kind: str, on_transform=None) -> dic
 
 def forecast_task(cfg: GrowForecastConfig) -> tuple[_Task, Any]:
     """The forecasting task of a config: ``(task, data)`` (the :class:`~jaxnas.data.timeseries.ForecastData`)."""
-    from jaxnas.data import timeseries as ts
-
     data = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
     if cfg.search_mode == "bilevel-1st":
         w_part, a_part = ts.split_windows(data.train, cfg.search_fraction)
@@ -500,9 +499,6 @@ def run_growing_forecast(config: GrowForecastConfig, on_transform=None) -> dict:
 
 def lm_task(cfg: GrowLMConfig) -> tuple[_Task, Any]:
     """The language-modelling task of a config: ``(task, corpus)``."""
-    from jaxnas.data import ptb
-    from jaxnas.runners import lm
-
     corpus = ptb.load_corpus(cfg.data_dir)
     if cfg.search_mode == "bilevel-1st":
         cut = int(len(corpus.train) * cfg.search_fraction)

@@ -56,6 +56,8 @@ from jaxnas.search.steps import (
     make_step,
     make_weight_optimizer,
 )
+from jaxnas import data
+from jaxnas.data import batch_at, steps_per_epoch
 
 METHODS = ("darts", "snas", "gdas", "asap", "spos")
 OPTIMIZATIONS = ("single-level", "bilevel-1st", "bilevel-2nd")
@@ -300,8 +302,6 @@ def init_state(model, arch, image_shape, key, w_opt, a_opt) -> SearchState:
 
 def load_search_data(config: SearchConfig):
     """``(weights_half, arch_half, num_classes)`` of the config's data set."""
-    from jaxnas import data
-
     train = data.load_dataset(config.dataset, "train")
     h, w, _ = train.image_shape
     if config.image_size > max(h, w):
@@ -390,8 +390,6 @@ def spos_select(model, state, space, a_half, config: SearchConfig, batches: int 
 
     Returns ``(genotype, scores)``; deterministic given the seed.
     """
-    from jaxnas.data import batch_at, steps_per_epoch
-
     @jax.jit
     def score(params, batch_stats, weights, x, y):
         variables = {"params": params, "batch_stats": batch_stats}
@@ -421,7 +419,6 @@ def spos_select(model, state, space, a_half, config: SearchConfig, batches: int 
 
 def run_search(config: SearchConfig) -> SearchResult:
     """Run (or resume) the search described by ``config`` in ``config.workdir``; see the module docstring."""
-    from jaxnas.data import batch_at, steps_per_epoch
     t_start = time.time()
     cfg = config
     workdir = Path(cfg.workdir)

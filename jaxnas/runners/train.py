@@ -39,6 +39,8 @@ from jaxnas.platform import settings, xla
 from jaxnas.io.checkpoint import Checkpoints
 from jaxnas.runners.search import _Log, _write_json, fit_images
 from jaxnas.search.steps import accuracy, cross_entropy
+from jaxnas import data
+from jaxnas.runners.search import check_workdir_generic
 
 NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "inject_nan_at")
 
@@ -269,9 +271,6 @@ def evaluate(eval_fn, params, batch_stats, ds, batch_size: int, limit: int | Non
 
 def train_and_evaluate(config: TrainConfig) -> TrainResult:
     """Train (or resume training) the config's network in ``config.workdir``; write and return the test result."""
-    from jaxnas import data
-    from jaxnas.runners.search import check_workdir_generic
-
     t_start = time.time()
     cfg = config
     workdir = Path(cfg.workdir)

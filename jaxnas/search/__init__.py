@@ -20,12 +20,8 @@ from jaxnas.search.steps import (
     unrolled_arch_grad,
 )
 
-from jaxnas.runners.search import SearchConfig, SearchResult, run_search  # noqa: E402  (loop imports steps)
 
 __all__ = [
-    "SearchConfig",
-    "SearchResult",
-    "run_search",
     "ARCH_MODES",
     "HESSIANS",
     "MODES",

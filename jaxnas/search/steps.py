@@ -42,6 +42,7 @@ import optax
 
 from jaxnas.platform import xla
 from jaxnas import relax as relax_lib
+from jaxnas.search import parallel
 
 MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")
 HESSIANS = ("exact", "finite_difference")
@@ -532,8 +533,6 @@ def make_step(
     if not jit:
         return step
     if mesh is not None:
-        from jaxnas.search import parallel
-
         return parallel.jit_data_parallel(step, mesh, donate=donate)
     options = xla.compiler_options()
     if split and mode.startswith("bilevel"):

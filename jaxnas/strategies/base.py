@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxnas.spaces.genotypes import DartsGenotype
 
 
 class ArraySpace(NamedTuple):
@@ -80,8 +81,6 @@ def darts_array_space(space) -> ArraySpace:
     one position picks the node's set of ``inputs_per_node`` distinct predecessors (one of C(m+2, k) subsets) and
     ``inputs_per_node`` positions pick their ops among ``space.choices``. Every array is a valid genotype, so the
     generic sample / mutate / encode (and a REINFORCE policy) apply unchanged; ``decode`` gives a DartsGenotype."""
-    from jaxnas.spaces.genotypes import DartsGenotype
-
     k = space.inputs_per_node
     subsets = [list(itertools.combinations(range(m + 2), k)) for m in range(space.steps)]
     per_cell = []
