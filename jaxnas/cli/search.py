@@ -113,7 +113,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     p.add_argument("--steps-per-epoch", type=int, help=f"cap on steps per epoch (default {d.steps_per_epoch})")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--channels", type=int, help=f"supernet width C (default {d.channels})")
+    p.add_argument("--channels", type=int, help="supernet width C (default: the space's, 8 for nb201 and darts)")
     p.add_argument("--layers", "--cells", dest="layers", type=int,
                    help="NB201: cells per stage N (default 1); DARTS: cells (default 5)")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")

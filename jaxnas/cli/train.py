@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=d["steps_per_epoch"],
                    help=f"cap on steps per epoch, 0 for full epochs (default {d['steps_per_epoch']})")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--channels", type=int, default=d["channels"], help="initial channels C")
+    p.add_argument("--channels", type=int, help="initial channels C (default: the space's, 8 for nb201 and darts)")
     p.add_argument("--layers", "--cells", dest="layers", type=int,
                    help="NB201: cells per stage N (default 1); DARTS: cells (default 8)")
     p.add_argument("--lr", type=float, default=d["lr"], help="SGD learning rate (cosine to 0)")

@@ -116,7 +116,7 @@ class SearchConfig:
     epochs: int = 3
     steps_per_epoch: int | None = 25
     batch_size: int = 32
-    channels: int = 8
+    channels: int | None = None
     layers: int | None = None
     seed: int = 0
     workdir: str = "runs/search"
@@ -145,12 +145,12 @@ class SearchConfig:
         choice("optimization", OPTIMIZATIONS)
         choice("hessian", ("exact", "finite_difference"))
         choice("conv_impl", settings.CONV_IMPLS)
-        for name in ("epochs", "batch_size", "channels", "image_size", "checkpoint_every", "keep_checkpoints",
+        for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "keep_checkpoints",
                      "log_every", "devices", "spos_candidates"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps_per_epoch", "layers"):
+        for name in ("steps_per_epoch", "layers", "channels"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -175,6 +175,11 @@ class SearchConfig:
     def step_mode(self) -> str:
         """The mode of :func:`jaxnas.search.make_step` after warm-up (``weights`` for spos)."""
         return "weights" if self.method == "spos" else STEP_MODES[self.optimization]
+
+    @property
+    def width(self) -> int:
+        """``channels``, or the space's default (:attr:`jaxnas.registry.SpaceEntry.quick_supernet`)."""
+        return self.channels if self.channels is not None else registry.get_entry(self.space).quick_supernet.width
 
     @property
     def depth(self) -> int:
@@ -278,7 +283,7 @@ class SearchResult:
 def build_supernet(config: SearchConfig, num_classes: int):
     """The config's supernet, built by its space's registry entry."""
     entry = registry.get_entry(config.space)
-    return entry.supernet(entry.space(), config.channels, config.depth, num_classes, config.conv_impl)
+    return entry.supernet(entry.space(), config.width, config.depth, num_classes, config.conv_impl)
 
 
 def fit_images(ds, size: int):

@@ -103,7 +103,7 @@ class TrainConfig:
     epochs: int = 2
     steps_per_epoch: int | None = 50
     batch_size: int = 64
-    channels: int = 8
+    channels: int | None = None
     layers: int | None = None
     lr: float = 0.025
     lr_min: float = 0.0
@@ -127,7 +127,9 @@ class TrainConfig:
 
     def __post_init__(self):
         load_genotype(self.genotype)  # validates
-        for name in ("epochs", "batch_size", "channels", "image_size", "eval_batch_size", "checkpoint_every",
+        if self.channels is not None and (isinstance(self.channels, bool) or not isinstance(self.channels, int) or self.channels < 1):
+            raise ValueError(f"channels must be a positive integer, got {self.channels!r}")
+        for name in ("epochs", "batch_size", "image_size", "eval_batch_size", "checkpoint_every",
                      "keep_checkpoints", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -151,6 +153,11 @@ class TrainConfig:
     @property
     def space(self) -> str:
         return load_genotype(self.genotype)[0].name
+
+    @property
+    def width(self) -> int:
+        """``channels``, or the space's default (:attr:`jaxnas.registry.SpaceEntry.quick_network`)."""
+        return self.channels if self.channels is not None else registry.get_entry(self.space).quick_network.width
 
     @property
     def depth(self) -> int:
@@ -190,7 +197,7 @@ def build_network(config: TrainConfig, num_classes: int):
     space, genotype = load_genotype(config.genotype)
     entry = registry.get_entry(space.name)
     auxiliary = entry.auxiliary_head and config.auxiliary_weight > 0
-    model = entry.network(genotype, config.channels, config.depth, num_classes, auxiliary, config.conv_impl)
+    model = entry.network(genotype, config.width, config.depth, num_classes, auxiliary, config.conv_impl)
     return model, entry.auxiliary_head
 
 
