@@ -14,6 +14,7 @@ import tempfile
 
 import pytest
 
+from jaxnas.platform import settings
 from jaxnas.platform.cache import enable_compilation_cache
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,6 +23,13 @@ REQUIRE_SHARED = os.environ.get("JAXNAS_REQUIRE_SHARED") == "1"
 TEST_JIT_CACHE = os.environ.get("JAXNAS_TEST_JIT_CACHE", str(pathlib.Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache"))
 
 enable_compilation_cache(TEST_JIT_CACHE)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """A test that changes JAXNAS_* variables (and calls settings.reload()) leaves no override behind."""
+    yield
+    settings.reload()
 
 
 @pytest.fixture(scope="session")

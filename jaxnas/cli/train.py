@@ -16,7 +16,8 @@ import json
 import sys
 
 from jaxnas.cli.search import one_line_errors
-from jaxnas.runners.train import TrainConfig
+from jaxnas.platform import settings
+
 from jaxnas.platform.cache import enable_compilation_cache
 from jaxnas.runners.train import TrainConfig, TrainingDivergedError, load_genotype, train_and_evaluate
 
@@ -45,7 +46,7 @@ def register(sub) -> None:
                    help="DARTS: final drop-path probability, reached linearly over the epochs (default 0.2)")
     p.add_argument("--cutout", type=int, default=d["cutout"], help="cutout size, 0 for none (default 16)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip/cutout")
-    p.add_argument("--conv-impl", choices=("xla", "shift"), help="convolution implementation (default: the platform's)")
+    p.add_argument("--conv-impl", choices=settings.CONV_IMPLS, help="convolution implementation (default auto: $JAXNAS_CONV_IMPL, else the backend per-kind choice)")
     p.add_argument("--eval-examples", type=int, help="evaluate on the first N test examples only")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--workdir", default=d["workdir"])
@@ -65,7 +66,7 @@ def _run(args) -> int:
         layers=args.layers, lr=args.lr, weight_decay=args.weight_decay, auxiliary_weight=args.auxiliary_weight,
         drop_path=args.drop_path, cutout=args.cutout, augment=not args.no_augment, eval_examples=args.eval_examples,
         seed=args.seed, workdir=args.workdir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-        inject_nan_at=args.inject_nan_at, conv_impl=args.conv_impl,
+        inject_nan_at=args.inject_nan_at, conv_impl=args.conv_impl or "auto",
     )
     enable_compilation_cache()
     try:

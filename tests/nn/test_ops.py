@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxnas.nn import ops
+from jaxnas.platform import settings
 
 X = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 4))
 
@@ -60,24 +61,28 @@ def test_avg_pool_excludes_padding():
 def test_unknown_op_and_impl_are_clear_errors():
     with pytest.raises(ValueError, match="unknown op 'sep_conv_9x9'.*known ops:.*sep_conv_3x3"):
         ops.make_op("sep_conv_9x9", 4)
+    with pytest.raises(ValueError, match="unknown conv_impl 'cudnn'; allowed: auto, xla, shift"):
+        settings.configure(conv_impl="cudnn")
     with pytest.raises(ValueError, match="unknown conv implementation 'cudnn'"):
-        ops.set_default_impl("cudnn")
+        ops.avg_pool(jnp.ones((1, 4, 4, 1)), impl="cudnn")
     with pytest.raises(ValueError, match="stride must be 1 or 2"):
         ops.make_op("sep_conv_3x3", 4, stride=3)
 
 
 def test_default_impl_by_backend(monkeypatch):
     monkeypatch.delenv("JAXNAS_CONV_IMPL", raising=False)
+    settings.reload()
     for kind in ops.KINDS:
         assert ops.default_impl(kind) == (ops.CPU_CHOICE[kind] if jax.default_backend() == "cpu" else "xla")
     assert ops.default_impl("depthwise") != ops.default_impl("dense") or jax.default_backend() != "cpu"
     monkeypatch.setenv("JAXNAS_CONV_IMPL", "xla")
+    settings.reload()
     assert ops.default_impl("depthwise") == "xla"
-    ops.set_default_impl("shift")
-    try:
-        assert ops.default_impl("dense") == "shift"
-    finally:
-        ops.set_default_impl(None)
+    settings.configure(conv_impl="shift")  # what --conv-impl shift does
+    assert ops.default_impl("dense") == "shift"
+    monkeypatch.setenv("JAXNAS_CONV_IMPL", "cuda")
+    with pytest.raises(ValueError, match="JAXNAS_CONV_IMPL='cuda' is not one of auto, xla, shift"):
+        settings.reload()
 
 
 def test_pool_bn_only_for_pools():

@@ -91,7 +91,8 @@ def test_bad_weights_and_inputs_are_clear_errors():
         model.init(jax.random.PRNGKey(0), X, get_space("darts").init_arch(jax.random.PRNGKey(0)), train=False)
     with pytest.raises(ValueError, match="expected an NHWC image batch"):
         model.init(jax.random.PRNGKey(0), X[0], arch, train=False)
-    assert get_cnn_genotype("DARTS_V2") is not None
+    with pytest.raises(ValueError, match="must be a dict with keys"):  # a genotype is not edge weights
+        model.init(jax.random.PRNGKey(0), X, get_cnn_genotype("DARTS_V2"), train=False)
 
 
 def test_nested_cells_compute_the_same_values_and_gradients():

@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from jaxnas.platform import hostmem
+from jaxnas.platform import hostmem, settings
 
 # allocate and free 256 MB, then count the page faults of allocating (and touching) it again
 PROBE = """
 import ctypes, os, resource
-from jaxnas.platform import hostmem
+from jaxnas.platform import hostmem, settings
 hostmem.reexec_with_hugepages() if os.environ.get("PROBE_REEXEC") else None
 applied = hostmem.keep_host_memory()
 libc = ctypes.CDLL("libc.so.6")
@@ -87,10 +87,11 @@ def test_too_late_or_unknown_choice(monkeypatch):
     import jax  # noqa: F401  (this process has JAX: its threads may own arenas already)
 
     monkeypatch.setenv("JAXNAS_CPU_MALLOC", "keep")
+    settings.reload()
     assert hostmem.keep_host_memory() is False
     monkeypatch.setenv("JAXNAS_CPU_MALLOC", "jemalloc")
     with pytest.raises(ValueError, match="JAXNAS_CPU_MALLOC='jemalloc' is not one of hugepages, keep, plain"):
-        hostmem.keep_host_memory()
+        settings.reload()
 
 
 def test_cli_names_a_bad_allocator_choice():

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jaxnas.nn.costs import image_spec, profile
+from jaxnas.nn.networks import NetworkCIFAR
 from jaxnas.runners.train import TrainConfig, TrainingDivergedError, load_genotype, train_and_evaluate
 
 
@@ -47,11 +49,17 @@ def test_train_darts_with_auxiliary_and_drop_path(tmp_path):
     space, g = load_genotype("DARTS_V2")
     cfg = TrainConfig(genotype=space.to_json(g), channels=2, layers=3, image_size=32, batch_size=4, epochs=2,
                       steps_per_epoch=1, checkpoint_every=1, eval_examples=8, eval_batch_size=8, progress=False,
-                      conv_impl="xla", workdir=str(tmp_path / "d"))
+                      conv_impl="xla", log_every=1, workdir=str(tmp_path / "d"))
     result = train_and_evaluate(cfg)
-    assert 0.0 <= result.test_accuracy <= 1.0
-    steps = [json.loads(x) for x in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
-    assert {"kind": "final"}.items() <= steps[-1].items()
+    records = [json.loads(x) for x in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
+    assert {"kind": "final"}.items() <= records[-1].items()
+    # drop-path grows linearly from 0 to drop_path=0.2 over the epochs (0, then 0.1 at epoch 1 of 2)
+    assert [r["drop_prob"] for r in records if r["kind"] == "step"] == pytest.approx([0.0, 0.1])
+    # the trained network carries the auxiliary head: its parameters are counted with it
+    with_aux = profile(NetworkCIFAR(g, C=2, layers=3, num_classes=10, auxiliary=True), image_spec(1, 32, 1),
+                       train=False)[0]
+    without = profile(NetworkCIFAR(g, C=2, layers=3, num_classes=10), image_spec(1, 32, 1), train=False)[0]
+    assert result.params == with_aux > without
 
 
 def test_load_genotype_sources(tmp_path):
