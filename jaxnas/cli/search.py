@@ -32,10 +32,10 @@ from jaxnas.search.steps import OptimConfig
 from jaxnas.nn import grow
 from jaxnas.runners.grow import run_growing_search
 from jaxnas.platform.cache import enable_compilation_cache
-from jaxnas.runners.search import SearchDivergedError
+from jaxnas.runners.loop import DivergedError
 from jaxnas.runners.lm import LMConfig
 from jaxnas.runners.lm import run_lm
-from jaxnas.runners.search import SearchDivergedError, run_search
+from jaxnas.runners.search import run_search
 
 
 def one_line_errors(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
@@ -189,7 +189,7 @@ def _run_grow(args) -> int:
     enable_compilation_cache()
     try:
         result = run_growing_search(config)
-    except SearchDivergedError as e:
+    except DivergedError as e:
         print(f"jaxnas search: error: {e}", file=sys.stderr)
         return 3
     m = result.metrics
@@ -258,7 +258,7 @@ def _run(args) -> int:
     enable_compilation_cache()
     try:
         result = run_search(config)
-    except SearchDivergedError as e:
+    except DivergedError as e:
         print(f"jaxnas search: error: {e}", file=sys.stderr)
         return 3
     m = result.metrics

@@ -19,7 +19,8 @@ from jaxnas.cli.search import one_line_errors
 from jaxnas.platform import settings
 
 from jaxnas.platform.cache import enable_compilation_cache
-from jaxnas.runners.train import TrainConfig, TrainingDivergedError, load_genotype, train_and_evaluate
+from jaxnas.runners.loop import DivergedError
+from jaxnas.runners.train import TrainConfig, load_genotype, train_and_evaluate
 
 
 def register(sub) -> None:
@@ -71,7 +72,7 @@ def _run(args) -> int:
     enable_compilation_cache()
     try:
         result = train_and_evaluate(config)
-    except TrainingDivergedError as e:
+    except DivergedError as e:
         print(f"jaxnas train: error: {e}", file=sys.stderr)
         return 3
     print(json.dumps({"test_accuracy": round(result.test_accuracy, 4), "test_loss": round(result.test_loss, 4),

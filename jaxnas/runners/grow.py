@@ -29,7 +29,6 @@ transform), ``checkpoints/``, ``genotype.json`` (the final spec, its derived spe
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -38,18 +37,8 @@ import numpy as np
 
 from jaxnas.nn import grow
 from jaxnas.search import morph
-from jaxnas import relax as relax_lib
-from jaxnas.io.checkpoint import Checkpoints
-from jaxnas.runners.search import (
-    _final_metrics,
-    _Log,
-    _reporter,
-    _scalar_metrics,
-    _write_json,
-    check_finite,
-    check_workdir_generic,
-    fit_images,
-)
+from jaxnas.runners import loop
+from jaxnas.runners.search import fit_images, loop_options
 from jaxnas.search.steps import OptimConfig, SearchState, make_arch_optimizer, make_step, make_weight_optimizer
 from jaxnas import data
 from jaxnas.data import batch_at, steps_per_epoch
@@ -177,158 +166,122 @@ class GrowResult:
         return grow.describe(self.derived)
 
 
+class GrowingSearchTask(loop.Task):
+    """A growing conv search (morphisms on an epoch schedule), as a :class:`jaxnas.runners.loop.Task`. The grown
+    spec is the task's own value: it is saved with every checkpoint and shapes the restore template."""
+
+    kind = "growing search"
+    logs = ("specs",)
+
+    def __init__(self, config: GrowConfig):
+        cfg = self.cfg = config
+        train = data.load_dataset(cfg.dataset, "train")
+        if cfg.image_size > max(train.image_shape[:2]):
+            train = data.load_dataset(cfg.dataset, "train", image_size=cfg.image_size)
+        train = fit_images(train, cfg.image_size)
+        self.num_classes = train.num_classes
+        self.w_half, self.a_half = data.split_for_search(train, cfg.seed)
+        spe = min(steps_per_epoch(len(self.w_half), cfg.batch_size), steps_per_epoch(len(self.a_half), cfg.batch_size))
+        if spe < 1:
+            raise ValueError(f"data set {cfg.dataset!r} is too small for batches of {cfg.batch_size}")
+        if cfg.steps_per_epoch is not None:
+            spe = min(spe, cfg.steps_per_epoch)
+        self.steps_per_epoch, self.total_steps = spe, cfg.epochs * spe
+        self.config, self.identity = cfg.to_json(), cfg.identity()
+        self.advice = f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data"
+        self.mode = GROW_OPTIMIZATIONS[cfg.optimization]
+        self.schedule = events(cfg)
+        self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
+        self.a_opt = make_arch_optimizer(cfg.optim)
+        self.init_params = morph.conv_initializer(jnp.zeros((1, *self.w_half.image_shape), jnp.float32),
+                                                  cfg.conv_impl)
+        self.base = jax.random.key(cfg.seed)
+        self.spec = grow.conv_net_spec(cfg.width, cfg.cells, cfg.nodes, cfg.ops, self.num_classes)
+        self._steps: dict = {}
+
+    def _fresh_state(self, spec):
+        k_arch, k_init, k_state = jax.random.split(self.base, 3)
+        variables = self.init_params(spec, k_init)
+        return SearchState.create(variables["params"], variables.get("batch_stats", {}),
+                                  grow.init_arch(spec, k_arch), self.w_opt, self.a_opt, k_state)
+
+    def _step_for(self, spec):
+        if spec not in self._steps:
+            self._steps.clear()  # one live compiled step: old shapes never come back
+            self._steps[spec] = make_step(grow.GrowConvNet(spec, self.cfg.conv_impl), mode=self.mode,
+                                          relaxation="softmax", w_optimizer=self.w_opt, a_optimizer=self.a_opt)
+        return self._steps[spec]
+
+    def init(self):
+        return self._fresh_state(self.spec), [("specs", {"step": 0, "event": "start",
+                                                         "spec": grow.spec_to_json(self.spec)})]
+
+    def template(self, meta):
+        return self._fresh_state(grow.spec_from_json(meta["spec"]))
+
+    def resume(self, state, meta):
+        self.spec = grow.spec_from_json(meta["spec"])
+        loop.report(f"grown network: {grow.describe(self.spec)}")
+        return state
+
+    def meta(self):
+        return {"spec": grow.spec_to_json(self.spec)}
+
+    def step(self, state, index):
+        cfg = self.cfg
+        epoch, i = divmod(index, self.steps_per_epoch)
+        x, y = batch_at(self.w_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=0)
+        fn = self._step_for(self.spec)
+        if self.mode == "bilevel-1st":
+            val = batch_at(self.a_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=1)
+            return fn(state, (x, y), val)
+        return fn(state, (x, y))
+
+    def epoch_fields(self, state, epoch):
+        return {"spec": grow.describe(self.spec)}
+
+    def after_step(self, state, done, epoch):
+        event = self.schedule.get(epoch) if epoch is not None else None
+        if event is None:
+            return state, [], False
+        cfg, host = self.cfg, jax.device_get(state)
+        if event == "grow":
+            self.spec, host, applied = morph.grow_step(self.spec, host, self.init_params,
+                                                       key=jax.random.fold_in(self.base, 1000 + epoch),
+                                                       max_nodes=cfg.max_nodes, max_width=cfg.max_width,
+                                                       width_step=cfg.width_step, ops=cfg.ops)
+        else:
+            self.spec, host, applied = morph.prune_step(self.spec, host, self.init_params,
+                                                        threshold=cfg.prune_threshold)
+        loop.report(f"epoch {epoch}: {event}: {', '.join(applied) or 'nothing to do'}; {grow.describe(self.spec)}")
+        records = [("metrics", {"kind": "morph", "epoch": epoch, "step": done, "event": event, "applied": applied,
+                                "spec": grow.describe(self.spec)}),
+                   ("specs", {"step": done, "event": event, "applied": applied, "spec": grow.spec_to_json(self.spec)})]
+        return jax.device_put(host), records, True  # a checkpoint right after every transform
+
+    def progress_fields(self, metrics, epoch):
+        return {"ep": epoch, "loss": f"{metrics['loss']:.3f}", "acc": f"{metrics['accuracy']:.3f}"}
+
+    def finish(self, state, run):
+        host = jax.device_get(state)
+        arch = jax.tree_util.tree_map(np.asarray, host.arch)
+        derived = grow.derive(self.spec, arch)
+        final = run.last_epoch(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "temperature", "lr"))
+        run.log({"kind": "final", "step": run.total_steps, **final, "spec": grow.describe(self.spec),
+                 "derived": grow.describe(derived), "time": round(run.seconds(), 3)})
+        run.write_json("genotype.json", {
+            "space": "grow-conv", "schedule": self.cfg.schedule, "spec": grow.spec_to_json(self.spec),
+            "derived": grow.spec_to_json(derived), "arch": jax.tree_util.tree_map(lambda a: a.tolist(), arch),
+            "final_metrics": final, "steps": run.total_steps,
+        })
+        return derived, arch, final
+
+
 def run_growing_search(config: GrowConfig) -> GrowResult:
     """Run (or resume) a growing search in ``config.workdir``; see the module docstring."""
-    t_start = time.time()
-    cfg = config
-    workdir = Path(cfg.workdir)
-    report = _reporter(cfg)
-    train = data.load_dataset(cfg.dataset, "train")
-    if cfg.image_size > max(train.image_shape[:2]):
-        train = data.load_dataset(cfg.dataset, "train", image_size=cfg.image_size)
-    train = fit_images(train, cfg.image_size)
-    w_half, a_half = data.split_for_search(train, cfg.seed)
-    check_workdir_generic(workdir, cfg.identity(), cfg.to_json(), "growing search", _NON_IDENTITY)
-    spe = min(steps_per_epoch(len(w_half), cfg.batch_size), steps_per_epoch(len(a_half), cfg.batch_size))
-    if spe < 1:
-        raise ValueError(f"data set {cfg.dataset!r} is too small for batches of {cfg.batch_size}")
-    if cfg.steps_per_epoch is not None:
-        spe = min(spe, cfg.steps_per_epoch)
-    total = cfg.epochs * spe
-    mode = GROW_OPTIMIZATIONS[cfg.optimization]
-    schedule = events(cfg)
-
-    w_opt = make_weight_optimizer(cfg.optim, total)
-    a_opt = make_arch_optimizer(cfg.optim)
-    sample = jnp.zeros((1, *w_half.image_shape), jnp.float32)
-    init = morph.conv_initializer(sample, cfg.conv_impl)
-    base = jax.random.key(cfg.seed)
-
-    def fresh_state(spec, seed_key):
-        k_arch, k_init, k_state = jax.random.split(seed_key, 3)
-        variables = init(spec, k_init)
-        return SearchState.create(variables["params"], variables.get("batch_stats", {}),
-                                  grow.init_arch(spec, k_arch), w_opt, a_opt, k_state)
-
-    step_cache: dict = {}
-
-    def step_for(spec):
-        if spec not in step_cache:
-            model = grow.GrowConvNet(spec, cfg.conv_impl)
-            step_cache.clear()  # one live compiled step: old shapes never come back
-            step_cache[spec] = make_step(model, mode=mode, relaxation="softmax", w_optimizer=w_opt,
-                                         a_optimizer=a_opt)
-        return step_cache[spec]
-
-    metrics_log, spec_log = _Log(workdir / "metrics.jsonl"), _Log(workdir / "specs.jsonl")
-    ckpts = Checkpoints(workdir / "checkpoints", keep=cfg.keep_checkpoints, report=report)
-
-    def template(meta):
-        return fresh_state(grow.spec_from_json(meta["spec"]), base)
-
-    def check_meta(meta):
-        saved = {k: v for k, v in meta.get("config", {}).items() if k not in _NON_IDENTITY}
-        if saved != cfg.identity():
-            raise ValueError(f"checkpoint in {workdir} was written by a different growing-search config")
-
-    found = ckpts.restore_latest(template, check=check_meta)
-    if found is not None:
-        state, meta = found.state, found.meta
-        spec = grow.spec_from_json(meta["spec"])
-        start, sums = int(meta["global_step"]), dict(meta["epoch_sums"])
-        metrics_log.truncate(int(meta["metrics_bytes"]))
-        spec_log.truncate(int(meta["specs_bytes"]))
-        resumed_from = start
-        report(f"resuming {workdir} from step {start}/{total} ({found.path}); {grow.describe(spec)}")
-    else:
-        spec = grow.conv_net_spec(cfg.width, cfg.cells, cfg.nodes, cfg.ops, train.num_classes)
-        state = fresh_state(spec, base)
-        start, sums, resumed_from = 0, {}, None
-        metrics_log.truncate(0)
-        spec_log.truncate(0)
-        spec_log.write({"step": 0, "event": "start", "spec": grow.spec_to_json(spec)})
-    state = jax.device_put(state)
-
-    def save(done):
-        ckpts.save(done, state, {"config": cfg.to_json(), "global_step": done, "epoch_sums": sums,
-                                 "spec": grow.spec_to_json(spec), "metrics_bytes": metrics_log.size(),
-                                 "specs_bytes": spec_log.size()})
-
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=start, desc=f"grow {cfg.schedule}", unit="step", dynamic_ncols=True,
-                   mininterval=0.5)
-    try:
-        for g in range(start, total):
-            epoch, i = divmod(g, spe)
-            x, y = batch_at(w_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=0)
-            fn = step_for(spec)
-            if mode == "bilevel-1st":
-                val = batch_at(a_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=1)
-                state, m = fn(state, (x, y), val)
-            else:
-                state, m = fn(state, (x, y))
-            m = _scalar_metrics(m)
-            check_finite(m, ckpts, f"step {g} (epoch {epoch}, step {i} of {spe})", "the growing search",
-                         f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data")
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + v
-            sums["_count"] = sums.get("_count", 0.0) + 1
-            done = g + 1
-            if done % cfg.log_every == 0:
-                metrics_log.write({"kind": "step", "step": done, "epoch": epoch, **m,
-                                   "time": round(time.time() - t_start, 3)})
-            morphed = False
-            if i == spe - 1:
-                n = max(sums.pop("_count", 1.0), 1.0)
-                metrics_log.write({"kind": "epoch", "epoch": epoch, "step": done,
-                                   **{k: v / n for k, v in sums.items()}, "spec": grow.describe(spec),
-                                   "time": round(time.time() - t_start, 3)})
-                sums = {}
-                event = schedule.get(epoch)
-                if event is not None:
-                    host = jax.device_get(state)
-                    key = jax.random.fold_in(base, 1000 + epoch)
-                    if event == "grow":
-                        spec, host, applied = morph.grow_step(spec, host, init, key=key, max_nodes=cfg.max_nodes,
-                                                              max_width=cfg.max_width, width_step=cfg.width_step,
-                                                              ops=cfg.ops)
-                    else:
-                        spec, host, applied = morph.prune_step(spec, host, init, threshold=cfg.prune_threshold)
-                    state = jax.device_put(host)
-                    metrics_log.write({"kind": "morph", "epoch": epoch, "step": done, "event": event,
-                                       "applied": applied, "spec": grow.describe(spec)})
-                    spec_log.write({"step": done, "event": event, "applied": applied,
-                                    "spec": grow.spec_to_json(spec)})
-                    report(f"epoch {epoch}: {event}: {', '.join(applied) or 'nothing to do'}; {grow.describe(spec)}")
-                    morphed = True
-            if morphed or done % cfg.checkpoint_every == 0 or done == total:
-                save(done)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({"ep": epoch, "loss": f"{m['loss']:.3f}", "acc": f"{m['accuracy']:.3f}"},
-                                refresh=False)
-            if cfg.debug_step_delay:
-                time.sleep(cfg.debug_step_delay)
-    finally:
-        if bar is not None:
-            bar.close()
-        ckpts.close()
-
-    host = jax.device_get(state)
-    arch = jax.tree_util.tree_map(np.asarray, host.arch)
-    derived = grow.derive(spec, arch)
-    final = _final_metrics(metrics_log.path, total)
-    metrics_log.write({"kind": "final", "step": total, **final, "spec": grow.describe(spec),
-                       "derived": grow.describe(derived), "time": round(time.time() - t_start, 3)})
-    _write_json(workdir / "genotype.json", {
-        "space": "grow-conv", "schedule": cfg.schedule, "spec": grow.spec_to_json(spec),
-        "derived": grow.spec_to_json(derived), "arch": jax.tree_util.tree_map(lambda a: a.tolist(), arch),
-        "final_metrics": final, "steps": total,
-    })
-    return GrowResult(spec, derived, arch, final, total, workdir, resumed_from, time.time() - t_start)
+    task = GrowingSearchTask(config)
+    (derived, arch, final), run = loop.run(task, loop_options(config))
+    return GrowResult(task.spec, derived, arch, final, run.total_steps, run.workdir, run.resumed_from, run.seconds())
 
 
-__all__ = ["GROW_OPTIMIZATIONS", "SCHEDULES", "GrowConfig", "GrowResult", "events", "run_growing_search"]
+__all__ = ["GROW_OPTIMIZATIONS", "SCHEDULES", "GrowConfig", "GrowResult", "GrowingSearchTask", "events", "run_growing_search"]

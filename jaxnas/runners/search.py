@@ -29,11 +29,7 @@ of ``spos_candidates`` sampled genotypes on architecture-half batches with the t
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +40,9 @@ import numpy as np
 from jaxnas import registry
 from jaxnas import relax as relax_lib
 from jaxnas.platform import settings
-from jaxnas.io.checkpoint import Checkpoints, save_arrays
+from jaxnas import data
+from jaxnas.io.checkpoint import save_arrays
+from jaxnas.runners import loop
 from jaxnas.search import parallel
 from jaxnas.search.steps import (
     OptimConfig,
@@ -56,7 +54,6 @@ from jaxnas.search.steps import (
     make_step,
     make_weight_optimizer,
 )
-from jaxnas import data
 from jaxnas.data import batch_at, steps_per_epoch
 
 METHODS = ("darts", "snas", "gdas", "asap", "spos")
@@ -66,10 +63,6 @@ STEP_MODES = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
 NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "devices",
                        "inject_nan_at", "debug_step_delay")
-
-
-class SearchDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -208,14 +201,6 @@ class SearchConfig:
         return dataclasses.replace(self, **changes)
 
 
-def config_differences(saved: dict, config: SearchConfig) -> list[str]:
-    """``field: saved -> new`` for every identity field that differs."""
-    new = config.identity()
-    saved = {k: v for k, v in saved.items() if k not in NON_IDENTITY_FIELDS}
-    return [f"{k}: {saved.get(k, '<missing>')!r} -> {new.get(k, '<missing>')!r}"
-            for k in sorted(set(new) | set(saved)) if saved.get(k, "<missing>") != new.get(k, "<missing>")]
-
-
 def parse_temperature(spec: str):
     """Check a temperature spec; returns ``(kind, numbers)``."""
     if not isinstance(spec, str):
@@ -316,79 +301,6 @@ def load_search_data(config: SearchConfig):
     return w_half, a_half, train.num_classes
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
-    tmp.replace(path)
-
-
-class _Log:
-    """An append-only JSON-lines file that can be cut back to a checkpointed length."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def truncate(self, size: int) -> None:
-        if not self.path.exists():
-            self.path.touch()
-        with open(self.path, "r+b") as f:
-            f.truncate(size)
-
-    def size(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def check_finite(metrics: dict, ckpts, where: str, what: str, advice: str) -> None:
-    """SearchDivergedError naming the first NaN/infinite loss in ``metrics`` and the last good checkpoint."""
-    bad = [k for k in ("loss", "val_loss") if k in metrics and not math.isfinite(metrics[k])]
-    if not bad:
-        return
-    kept = ckpts.steps()
-    last = f"the last good checkpoint is step {kept[-1]} in {ckpts.directory}" if kept else \
-        "no checkpoint had been written yet"
-    raise SearchDivergedError(f"{bad[0]} is {metrics[bad[0]]} at {where}; {what} stopped and {last}. {advice}")
-
-
-def _scalar_metrics(metrics) -> dict[str, float]:
-    return {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
-
-
-def check_workdir_generic(workdir: Path, identity: dict, full: dict, kind: str, ignore=()) -> None:
-    """Refuse a workdir holding a ``kind`` run whose config differs from ``identity`` (the fields not in
-    ``ignore``); for a new workdir write ``config.json`` (``{"kind": kind, "config": full}``)."""
-    path = workdir / "config.json"
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is unreadable ({e}); use another --workdir or delete it") from None
-        if saved.get("kind", kind) != kind:
-            raise ValueError(f"workdir {workdir} holds a {saved.get('kind')} run, not a {kind}; use another --workdir")
-        old = {k: v for k, v in saved.get("config", {}).items() if k not in ignore}
-        diffs = [f"{k}: {old.get(k, '<missing>')!r} -> {identity.get(k, '<missing>')!r}"
-                 for k in sorted(set(old) | set(identity)) if old.get(k, "<missing>") != identity.get(k, "<missing>")]
-        if diffs:
-            raise ValueError(f"workdir {workdir} holds a {kind} run with a different config ({'; '.join(diffs)}); "
-                             "use another --workdir, or delete that one to start over")
-        return
-    workdir.mkdir(parents=True, exist_ok=True)
-    _write_json(path, {"kind": kind, "config": full})
-
-
-def check_workdir(workdir: Path, config: SearchConfig) -> None:
-    """Refuse a workdir holding a search with a different config; write config.json for a new run."""
-    check_workdir_generic(workdir, config.identity(), config.to_json(), "search", NON_IDENTITY_FIELDS)
-
-
-def _genotype_record(space, arch) -> tuple[Any, dict, str]:
-    g = space.derive(jax.device_get(arch))
-    return g, space.to_json(g), space.format(g)
-
-
 def spos_select(model, state, space, a_half, config: SearchConfig, batches: int = 2):
     """SPOS's second stage, in short: sample ``config.spos_candidates`` genotypes, score each with the trained
     supernet (inherited weights, batch statistics of the batch) on ``batches`` arch-half batches, keep the best.
@@ -419,191 +331,126 @@ def spos_select(model, state, space, a_half, config: SearchConfig, batches: int 
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the loop
+# the task
+
+
+class ImageSearchTask(loop.Task):
+    """A differentiable (or one-shot) search of an image space, as a :class:`jaxnas.runners.loop.Task`."""
+
+    kind = "search"
+    logs = ("genotypes",)
+
+    def __init__(self, config: SearchConfig):
+        cfg = self.cfg = config
+        self.space = registry.get_space(cfg.space)
+        self.w_half, self.a_half, num_classes = load_search_data(cfg)
+        spe = min(data.steps_per_epoch(len(self.w_half), cfg.batch_size),
+                  data.steps_per_epoch(len(self.a_half), cfg.batch_size))
+        if spe < 1:
+            raise ValueError(f"data set {cfg.dataset!r} is too small: its search halves ({len(self.w_half)} / "
+                             f"{len(self.a_half)} examples) hold no full batch of {cfg.batch_size}")
+        if cfg.steps_per_epoch is not None:
+            spe = min(spe, cfg.steps_per_epoch)
+        self.steps_per_epoch, self.total_steps = spe, cfg.epochs * spe
+        self.config, self.identity = cfg.to_json(), cfg.identity()
+        self.advice = f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data"
+        self.mode = cfg.step_mode
+        if cfg.devices > 1:
+            if cfg.devices > jax.device_count():
+                raise ValueError(f"--devices {cfg.devices}: only {jax.device_count()} device(s) available")
+            self.mesh = parallel.data_mesh(jax.devices()[: cfg.devices])
+        else:
+            self.mesh = None
+        self.model = build_supernet(cfg, num_classes)
+        self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
+        self.a_opt = make_arch_optimizer(cfg.optim)
+        common = dict(relaxation=cfg.relaxation, w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
+                      mesh=self.mesh)
+        self.steps = {"weights": make_step(self.model, mode="weights", **common)}
+        if self.mode != "weights":
+            self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
+                                              **common)
+
+    def init(self):
+        k_arch, k_init = jax.random.split(jax.random.key(self.cfg.seed))
+        arch = self.space.init_arch(k_arch)
+        return init_state(self.model, arch, self.w_half.image_shape, k_init, self.w_opt, self.a_opt), []
+
+    def place(self, state):
+        return parallel.replicate(state, self.mesh) if self.mesh is not None else jax.device_put(state)
+
+    def step(self, state, index):
+        cfg = self.cfg
+        epoch, i = divmod(index, self.steps_per_epoch)
+        x, y = data.batch_at(self.w_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=0)
+        if cfg.inject_nan_at is not None and index == cfg.inject_nan_at:
+            x = np.full_like(x, np.nan)
+        if epoch < cfg.warmup_epochs or self.mode == "weights":
+            return self.steps["weights"](state, (x, y))
+        if self.mode == "single":
+            return self.steps[self.mode](state, (x, y))
+        val = data.batch_at(self.a_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=1)
+        return self.steps[self.mode](state, (x, y), val)
+
+    def _genotype(self, state):
+        g = self.space.derive(jax.device_get(state.arch))
+        return self.space.to_json(g), self.space.format(g)
+
+    def epoch_fields(self, state, epoch):
+        g_json, g_text = self._genotype(state)
+        return {"genotype": g_json, "arch": g_text}
+
+    def after_step(self, state, done, epoch):
+        if epoch is None:
+            return state, [], False
+        g_json, g_text = self._genotype(state)
+        return state, [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text})], False
+
+    def finish(self, state, run):
+        cfg, space = self.cfg, self.space
+        host_state = jax.device_get(state)
+        arch_final = jax.tree_util.tree_map(np.asarray, host_state.arch)
+        if cfg.method == "spos":
+            genotype, candidates = spos_select(self.model, host_state, space, self.a_half, cfg)
+            extra = {"spos_candidates": candidates}
+        else:
+            genotype, extra = space.derive(arch_final), {}
+        g_json, g_text = space.to_json(genotype), space.format(genotype)
+        final = run.last_epoch(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "temperature", "lr"))
+        run.log({"kind": "final", "step": run.total_steps, "arch": g_text, "genotype": g_json, **final,
+                 "time": round(run.seconds(), 3)})
+        run.write_json("genotype.json", {
+            "space": cfg.space, "genotype": g_json, "arch": g_text, "method": cfg.method,
+            "optimization": cfg.optimization if cfg.method != "spos" else "weights-only", "steps": run.total_steps,
+            "final_metrics": final, **extra,
+        })
+        if run.is_writer:
+            save_arrays(run.workdir / "arch.npz", arch_final)
+        return genotype, g_json, g_text, arch_final, final
+
+
+def loop_options(cfg) -> loop.LoopOptions:
+    """The :class:`jaxnas.runners.loop.LoopOptions` of a runner config (the fields every config shares)."""
+    return loop.LoopOptions(workdir=cfg.workdir, checkpoint_every=cfg.checkpoint_every,
+                            keep_checkpoints=cfg.keep_checkpoints, log_every=cfg.log_every, progress=cfg.progress,
+                            debug_step_delay=getattr(cfg, "debug_step_delay", 0.0))
 
 
 def run_search(config: SearchConfig) -> SearchResult:
     """Run (or resume) the search described by ``config`` in ``config.workdir``; see the module docstring."""
-    t_start = time.time()
-    cfg = config
-    workdir = Path(cfg.workdir)
-    report = _reporter(cfg)
-    space = registry.get_space(cfg.space)
-    w_half, a_half, num_classes = load_search_data(cfg)
-    check_workdir(workdir, cfg)
-    spe = min(steps_per_epoch(len(w_half), cfg.batch_size), steps_per_epoch(len(a_half), cfg.batch_size))
-    if spe < 1:
-        raise ValueError(f"data set {cfg.dataset!r} is too small: its search halves ({len(w_half)} / {len(a_half)} "
-                         f"examples) hold no full batch of {cfg.batch_size}")
-    if cfg.steps_per_epoch is not None:
-        spe = min(spe, cfg.steps_per_epoch)
-    total = cfg.epochs * spe
-    mode = cfg.step_mode
-    needs_val = mode.startswith("bilevel")
-
-    if cfg.devices > 1:
-        if cfg.devices > jax.device_count():
-            raise ValueError(f"--devices {cfg.devices}: only {jax.device_count()} device(s) available")
-        mesh = parallel.data_mesh(jax.devices()[: cfg.devices])
-    else:
-        mesh = None
-
-    model = build_supernet(cfg, num_classes)
-    w_opt = make_weight_optimizer(cfg.optim, total)
-    a_opt = make_arch_optimizer(cfg.optim)
-    k_arch, k_init = jax.random.split(jax.random.key(cfg.seed))
-    arch = space.init_arch(k_arch)
-    h, w, c = w_half.image_shape
-    state = init_state(model, arch, (h, w, c), k_init, w_opt, a_opt)
-    temperature = temperature_schedule(cfg, spe)
-    common = dict(relaxation=cfg.relaxation, w_optimizer=w_opt, temperature=temperature, mesh=mesh)
-    steps = {"weights": make_step(model, mode="weights", **common)}
-    if mode != "weights":
-        steps[mode] = make_step(model, mode=mode, a_optimizer=a_opt, hessian=cfg.hessian, **common)
-
-    metrics_log, genotype_log = _Log(workdir / "metrics.jsonl"), _Log(workdir / "genotypes.jsonl")
-    ckpts = Checkpoints(workdir / "checkpoints", keep=cfg.keep_checkpoints, report=report)
-
-    def check_meta(meta):
-        diffs = config_differences(meta.get("config", {}), cfg)
-        if diffs:
-            raise ValueError(f"checkpoint in {workdir} was written by a different config ({'; '.join(diffs)})")
-
-    found = ckpts.restore_latest(state, check=check_meta)
-    if found is not None:
-        state, meta = found.state, found.meta
-        start, sums = int(meta["global_step"]), dict(meta["epoch_sums"])
-        metrics_log.truncate(int(meta["metrics_bytes"]))
-        genotype_log.truncate(int(meta["genotypes_bytes"]))
-        resumed_from = start
-        report(f"resuming {workdir} from step {start}/{total} ({found.path})")
-    else:
-        start, sums, resumed_from = 0, {}, None
-        metrics_log.truncate(0)
-        genotype_log.truncate(0)
-    if mesh is not None:
-        state = parallel.replicate(state, mesh)
-    else:
-        state = jax.device_put(state)
-
-    bar = _progress(cfg, total, start)
-    try:
-        for g in range(start, total):
-            epoch, i = divmod(g, spe)
-            x, y = batch_at(w_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=0)
-            if cfg.inject_nan_at is not None and g == cfg.inject_nan_at:
-                x = np.full_like(x, np.nan)
-            fn = steps["weights"] if epoch < cfg.warmup_epochs else steps[mode]
-            if needs_val and epoch >= cfg.warmup_epochs:
-                val = batch_at(a_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=1)
-                state, m = fn(state, (x, y), val)
-            else:
-                state, m = fn(state, (x, y))
-            m = _scalar_metrics(m)
-            check_finite(m, ckpts, f"step {g} (epoch {epoch}, step {i} of {spe})", "the search",
-                         f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data")
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + v
-            sums["_count"] = sums.get("_count", 0.0) + 1
-            done = g + 1
-            if done % cfg.log_every == 0:
-                metrics_log.write({"kind": "step", "step": done, "epoch": epoch, **m,
-                                   "time": round(time.time() - t_start, 3)})
-            if i == spe - 1:
-                record = _epoch_record(space, state, sums, epoch, done)
-                metrics_log.write({**record, "time": round(time.time() - t_start, 3)})
-                genotype_log.write({"epoch": epoch, "step": done, "genotype": record["genotype"],
-                                    "arch": record["arch"]})
-                sums = {}
-            if done % cfg.checkpoint_every == 0 or done == total:
-                ckpts.save(done, state, {
-                    "config": cfg.to_json(), "global_step": done, "epoch_sums": sums,
-                    "metrics_bytes": metrics_log.size(), "genotypes_bytes": genotype_log.size(),
-                })
-            if bar is not None:
-                bar.update(1)
-                post = {"ep": epoch, "loss": f"{m['loss']:.3f}", "acc": f"{m['accuracy']:.3f}"}
-                if "val_accuracy" in m:
-                    post["val_acc"] = f"{m['val_accuracy']:.3f}"
-                bar.set_postfix(post, refresh=False)
-            if cfg.debug_step_delay:
-                time.sleep(cfg.debug_step_delay)
-    finally:
-        if bar is not None:
-            bar.close()
-        ckpts.close()
-
-    # -- final outputs ------------------------------------------------------------------------------------------
-    host_state = jax.device_get(state)
-    arch_final = jax.tree_util.tree_map(np.asarray, host_state.arch)
-    if cfg.method == "spos":
-        genotype, candidates = spos_select(model, host_state, space, a_half, cfg)
-        extra = {"spos_candidates": candidates}
-    else:
-        genotype, extra = space.derive(arch_final), {}
-    g_json, g_text = space.to_json(genotype), space.format(genotype)
-    final = _final_metrics(metrics_log.path, total)
-    metrics_log.write({"kind": "final", "step": total, "arch": g_text, "genotype": g_json, **final,
-                       "time": round(time.time() - t_start, 3)})
-    _write_json(workdir / "genotype.json", {
-        "space": cfg.space, "genotype": g_json, "arch": g_text, "method": cfg.method,
-        "optimization": cfg.optimization if cfg.method != "spos" else "weights-only", "steps": total,
-        "final_metrics": final, **extra,
-    })
-    save_arrays(workdir / "arch.npz", arch_final)
-    return SearchResult(genotype, g_json, g_text, arch_final, final, total, workdir, resumed_from,
-                        time.time() - t_start)
-
-
-def _epoch_record(space, state, sums, epoch, done) -> dict:
-    n = max(sums.get("_count", 0.0), 1.0)
-    means = {k: v / n for k, v in sums.items() if k != "_count"}
-    _, g_json, g_text = _genotype_record(space, state.arch)
-    return {"kind": "epoch", "epoch": epoch, "step": done, **means, "genotype": g_json, "arch": g_text}
-
-
-def _final_metrics(path: Path, total: int) -> dict:
-    """The last epoch record's numbers (train / val loss and accuracy averaged over that epoch)."""
-    last = {}
-    with open(path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec.get("kind") == "epoch":
-                last = rec
-    return {k: v for k, v in last.items() if k in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-                                                   "temperature", "lr")}
-
-
-def _reporter(cfg: SearchConfig):
-    def report(msg: str) -> None:
-        try:
-            from tqdm import tqdm
-
-            tqdm.write(msg, file=sys.stderr)
-        except ImportError:  # pragma: no cover
-            print(msg, file=sys.stderr)
-
-    return report
-
-
-def _progress(cfg: SearchConfig, total: int, start: int):
-    if not cfg.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, desc=f"search {cfg.space}/{cfg.method}", unit="step",
-                file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
-                disable=not settings.current().progress)
+    (genotype, g_json, g_text, arch, final), run = loop.run(ImageSearchTask(config), loop_options(config))
+    return SearchResult(genotype, g_json, g_text, arch, final, run.total_steps, run.workdir, run.resumed_from,
+                        run.seconds())
 
 
 __all__ = [
     "METHODS",
     "OPTIMIZATIONS",
     "SearchConfig",
-    "SearchDivergedError",
+    "ImageSearchTask",
+    "loop_options",
     "SearchResult",
     "build_supernet",
-    "config_differences",
     "parse_temperature",
     "run_search",
     "spos_select",

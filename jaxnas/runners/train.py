@@ -22,13 +22,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,17 +33,12 @@ import optax
 
 from jaxnas import registry
 from jaxnas.platform import settings, xla
-from jaxnas.io.checkpoint import Checkpoints
-from jaxnas.runners.search import _Log, _write_json, fit_images
+from jaxnas.runners import loop
+from jaxnas.runners.search import fit_images, loop_options
 from jaxnas.search.steps import accuracy, cross_entropy
 from jaxnas import data
-from jaxnas.runners.search import check_workdir_generic
 
 NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "inject_nan_at")
-
-
-class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def load_genotype(source: str | dict):
@@ -276,143 +268,86 @@ def evaluate(eval_fn, params, batch_stats, ds, batch_size: int, limit: int | Non
     return correct / n, loss_sum / n, n
 
 
+class TrainTask(loop.Task):
+    """Training of one derived network, then its test evaluation, as a :class:`jaxnas.runners.loop.Task`."""
+
+    kind = "train"
+
+    def __init__(self, config: TrainConfig):
+        cfg = self.cfg = config
+        train = data.load_dataset(cfg.dataset, "train")
+        h, w, _ = train.image_shape
+        if cfg.image_size > max(h, w):
+            train = data.load_dataset(cfg.dataset, "train", image_size=cfg.image_size)
+        self.train = fit_images(train, cfg.image_size)
+        test = data.load_dataset(cfg.dataset, "test", stats=self.train.stats,
+                                 image_size=cfg.image_size if cfg.image_size > max(h, w) else None)
+        self.test = fit_images(test, cfg.image_size)
+        spe = data.steps_per_epoch(len(self.train), cfg.batch_size)
+        if spe < 1:
+            raise ValueError(f"data set {cfg.dataset!r} ({len(self.train)} examples) holds no full batch of "
+                             f"{cfg.batch_size}")
+        if cfg.steps_per_epoch is not None:
+            spe = min(spe, cfg.steps_per_epoch)
+        self.steps_per_epoch, self.total_steps = spe, cfg.epochs * spe
+        self.config, self.identity = cfg.to_json(), cfg.identity()
+        self.advice = f"Lower the learning rate (lr={cfg.lr}) or check the data"
+        self.model, self.has_auxiliary_head = build_network(cfg, self.train.num_classes)
+        self.optimizer = make_optimizer(cfg, self.total_steps)
+        self.step_fn = make_train_step(self.model, self.optimizer, self.has_auxiliary_head, cfg.auxiliary_weight)
+        self.augment = data.Augment(crop_padding=4, flip=True, cutout=cfg.cutout) if cfg.augment else False
+
+    def init(self):
+        k_init, k_state = jax.random.split(jax.random.key(self.cfg.seed))
+        hh, ww, cc = self.train.image_shape
+        variables = jax.jit(lambda k: self.model.init({"params": k, "dropout": k},
+                                                      jnp.zeros((2, hh, ww, cc), jnp.float32), train=False))(k_init)
+        params = variables["params"]
+        state = TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}),
+                           self.optimizer.init(params), k_state)
+        return state, []
+
+    def step(self, state, index):
+        cfg = self.cfg
+        epoch, i = divmod(index, self.steps_per_epoch)
+        x, y = data.batch_at(self.train, cfg.seed, epoch, i, cfg.batch_size, self.augment)
+        if cfg.inject_nan_at is not None and index == cfg.inject_nan_at:
+            x = np.full_like(x, np.nan)
+        drop_prob = float(cfg.drop_path * epoch / cfg.epochs) if self.has_auxiliary_head else 0.0
+        state, m = self.step_fn(state, x, y, drop_prob)
+        return state, {**m, "drop_prob": drop_prob}
+
+    def finish(self, state, run):
+        cfg = self.cfg
+        eval_fn = make_eval_step(self.model, self.has_auxiliary_head)
+        host = jax.device_get(state)
+        acc, loss, n = evaluate(eval_fn, host.params, host.batch_stats, self.test, cfg.eval_batch_size,
+                                cfg.eval_examples)
+        n_params = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(host.params)))
+        last_epoch = run.last_epoch(("epoch", "loss", "accuracy"))
+        space, genotype = load_genotype(cfg.genotype)
+        result = {
+            "test_accuracy": acc, "test_loss": loss, "test_examples": n, "params": n_params, "steps": run.total_steps,
+            "space": space.name, "arch": space.format(genotype), "genotype": space.to_json(genotype),
+            "train_last_epoch": last_epoch, "dataset": cfg.dataset,
+        }
+        run.log({"kind": "final", "step": run.total_steps, "test_accuracy": acc, "test_loss": loss,
+                 "time": round(run.seconds(), 3)})
+        run.write_json("result.json", result)
+        return acc, loss, n, last_epoch, n_params
+
+
 def train_and_evaluate(config: TrainConfig) -> TrainResult:
     """Train (or resume training) the config's network in ``config.workdir``; write and return the test result."""
-    t_start = time.time()
-    cfg = config
-    workdir = Path(cfg.workdir)
-
-    train = data.load_dataset(cfg.dataset, "train")
-    h, w, _ = train.image_shape
-    if cfg.image_size > max(h, w):
-        train = data.load_dataset(cfg.dataset, "train", image_size=cfg.image_size)
-    train = fit_images(train, cfg.image_size)
-    test = data.load_dataset(cfg.dataset, "test", stats=train.stats,
-                             image_size=cfg.image_size if cfg.image_size > max(h, w) else None)
-    test = fit_images(test, cfg.image_size)
-    check_workdir_generic(workdir, cfg.identity(), cfg.to_json(), "train", NON_IDENTITY_FIELDS)
-    spe = data.steps_per_epoch(len(train), cfg.batch_size)
-    if spe < 1:
-        raise ValueError(f"data set {cfg.dataset!r} ({len(train)} examples) holds no full batch of {cfg.batch_size}")
-    if cfg.steps_per_epoch is not None:
-        spe = min(spe, cfg.steps_per_epoch)
-    total = cfg.epochs * spe
-
-    model, has_auxiliary_head = build_network(cfg, train.num_classes)
-    optimizer = make_optimizer(cfg, total)
-    k_init, k_state = jax.random.split(jax.random.key(cfg.seed))
-    hh, ww, cc = train.image_shape
-    variables = jax.jit(lambda k: model.init({"params": k, "dropout": k}, jnp.zeros((2, hh, ww, cc), jnp.float32),
-                                             train=False))(k_init)
-    params = variables["params"]
-    state = TrainState(jnp.zeros((), jnp.int32), params, variables.get("batch_stats", {}), optimizer.init(params),
-                       k_state)
-    n_params = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))
-    step_fn = make_train_step(model, optimizer, has_auxiliary_head, cfg.auxiliary_weight)
-    aug = data.Augment(crop_padding=4, flip=True, cutout=cfg.cutout) if cfg.augment else False
-
-    report = _report
-    log = _Log(workdir / "metrics.jsonl")
-    ckpts = Checkpoints(workdir / "checkpoints", keep=cfg.keep_checkpoints, report=report)
-
-    def check_meta(meta):
-        if _differences(meta.get("config", {}), cfg.identity(), NON_IDENTITY_FIELDS):
-            raise ValueError(f"checkpoint in {workdir} was written by a different training config")
-
-    found = ckpts.restore_latest(state, check=check_meta)
-    if found is not None:
-        state, meta = found.state, found.meta
-        start, sums, resumed_from = int(meta["global_step"]), dict(meta["epoch_sums"]), int(meta["global_step"])
-        log.truncate(int(meta["metrics_bytes"]))
-        report(f"resuming {workdir} from step {start}/{total} ({found.path})")
-    else:
-        start, sums, resumed_from = 0, {}, None
-        log.truncate(0)
-    state = jax.device_put(state)
-
-    bar = None
-    if cfg.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=start, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True,
-                   mininterval=0.5)
-    try:
-        for g in range(start, total):
-            epoch, i = divmod(g, spe)
-            x, y = data.batch_at(train, cfg.seed, epoch, i, cfg.batch_size, aug)
-            if cfg.inject_nan_at is not None and g == cfg.inject_nan_at:
-                x = np.full_like(x, np.nan)
-            drop_prob = float(cfg.drop_path * epoch / cfg.epochs) if has_auxiliary_head else 0.0
-            state, m = step_fn(state, x, y, drop_prob)
-            m = {k: float(v) for k, v in jax.device_get(m).items()}
-            if not math.isfinite(m["loss"]):
-                kept = ckpts.steps()
-                where = f"the last good checkpoint is step {kept[-1]} in {ckpts.directory}" if kept else \
-                    "no checkpoint had been written yet"
-                raise TrainingDivergedError(f"loss is {m['loss']} at step {g} (epoch {epoch}); training stopped and "
-                                            f"{where}. Lower the learning rate (lr={cfg.lr}) or check the data")
-            for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + v
-            sums["_count"] = sums.get("_count", 0.0) + 1
-            done = g + 1
-            if done % cfg.log_every == 0:
-                log.write({"kind": "step", "step": done, "epoch": epoch, **m, "drop_prob": drop_prob,
-                           "time": round(time.time() - t_start, 3)})
-            if i == spe - 1:
-                n = sums.pop("_count")
-                log.write({"kind": "epoch", "epoch": epoch, "step": done, **{k: v / n for k, v in sums.items()},
-                           "time": round(time.time() - t_start, 3)})
-                sums = {}
-            if done % cfg.checkpoint_every == 0 or done == total:
-                ckpts.save(done, state, {"config": cfg.to_json(), "global_step": done, "epoch_sums": sums,
-                                         "metrics_bytes": log.size()})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({"ep": epoch, "loss": f"{m['loss']:.3f}", "acc": f"{m['accuracy']:.3f}"},
-                                refresh=False)
-    finally:
-        if bar is not None:
-            bar.close()
-        ckpts.close()
-
-    eval_fn = make_eval_step(model, has_auxiliary_head)
-    host = jax.device_get(state)
-    acc, loss, n = evaluate(eval_fn, host.params, host.batch_stats, test, cfg.eval_batch_size, cfg.eval_examples)
-    last_epoch = {}
-    with open(log.path) as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec.get("kind") == "epoch":
-                last_epoch = {k: v for k, v in rec.items() if k in ("epoch", "loss", "accuracy")}
-    space, genotype = load_genotype(cfg.genotype)
-    result = {
-        "test_accuracy": acc, "test_loss": loss, "test_examples": n, "params": n_params, "steps": total,
-        "space": space.name, "arch": space.format(genotype), "genotype": space.to_json(genotype),
-        "train_last_epoch": last_epoch, "dataset": cfg.dataset,
-    }
-    log.write({"kind": "final", "step": total, "test_accuracy": acc, "test_loss": loss,
-               "time": round(time.time() - t_start, 3)})
-    _write_json(workdir / "result.json", result)
-    return TrainResult(acc, loss, n, last_epoch, total, n_params, workdir, resumed_from, time.time() - t_start)
-
-
-def _differences(saved: dict, new: dict, ignore) -> list[str]:
-    saved = {k: v for k, v in saved.items() if k not in ignore}
-    return [f"{k}: {saved.get(k, '<missing>')!r} -> {new.get(k, '<missing>')!r}"
-            for k in sorted(set(new) | set(saved)) if saved.get(k, "<missing>") != new.get(k, "<missing>")]
-
-
-def _report(msg: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(msg, file=sys.stderr)
+    (acc, loss, n, last_epoch, n_params), run = loop.run(TrainTask(config), loop_options(config))
+    return TrainResult(acc, loss, n, last_epoch, run.total_steps, n_params, run.workdir, run.resumed_from,
+                       run.seconds())
 
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainState",
-    "TrainingDivergedError",
     "build_network",
     "evaluate",
     "load_genotype",

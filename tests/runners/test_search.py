@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from jaxnas.io.checkpoint import CheckpointError, Checkpoints, flatten_state, load_arrays, unflatten_state
-from jaxnas.runners.search import SearchConfig, SearchDivergedError, run_search
+from jaxnas.runners.loop import DivergedError
+from jaxnas.runners.search import SearchConfig, run_search
 
 
 TINY = SearchConfig(space="nb201", method="darts", optimization="single-level", channels=2, layers=1, image_size=8,
@@ -84,7 +85,7 @@ def test_warmup_leaves_arch_untouched(tmp_path):
 
 def test_nan_stops_and_keeps_last_good_checkpoint(reference, tmp_path):
     workdir = tmp_path / "nan"
-    with pytest.raises(SearchDivergedError, match=r"loss is nan at step 2 .*last good checkpoint is step 2"):
+    with pytest.raises(DivergedError, match=r"loss is nan at step 2 .*last good checkpoint is step 2"):
         run_search(TINY.replace(workdir=str(workdir), inject_nan_at=2))
     ckpt = workdir / "checkpoints"
     assert sorted(p.name for p in ckpt.iterdir() if p.name.isdigit()) == ["2"]

@@ -10,7 +10,8 @@ import pytest
 
 from jaxnas.nn.costs import image_spec, profile
 from jaxnas.nn.networks import NetworkCIFAR
-from jaxnas.runners.train import TrainConfig, TrainingDivergedError, load_genotype, train_and_evaluate
+from jaxnas.runners.loop import DivergedError
+from jaxnas.runners.train import TrainConfig, load_genotype, train_and_evaluate
 
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -39,7 +40,7 @@ def test_train_nb201_writes_result_and_resumes(tmp_path):
 
 def test_train_nan_stops_and_keeps_checkpoint(tmp_path):
     workdir = tmp_path / "nan"
-    with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 1 .*last good checkpoint is step 1"):
+    with pytest.raises(DivergedError, match=r"loss is nan at step 1 .*last good checkpoint is step 1"):
         train_and_evaluate(tiny_nb201(workdir, inject_nan_at=1))
     assert (workdir / "checkpoints" / "1").is_dir() and not (workdir / "result.json").exists()
     assert train_and_evaluate(tiny_nb201(workdir)).resumed_from == 1
