@@ -24,7 +24,7 @@ import jax
 from jaxnas.nn import grow, networks, recurrent, supernet
 from jaxnas.spaces import DartsRnnSpace, DartsSpace, NB201Space
 
-TASKS = ("image", "sequence", "image-growth")
+TASKS = ("image", "sequence", "image-growth", "sequence-growth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,8 @@ class SpaceEntry:
       name: the space's name (``--space NAME``; ``space.name`` and a genotype JSON's ``"space"`` key).
       make_space: ``(**options) -> space`` (the space's class).
       task: ``image`` (classification supernets), ``sequence`` (a recurrent cell searched on a language-modelling
-        or forecasting task) or ``image-growth`` (a network grown by morphisms; it has no fixed supernet).
+        or forecasting task), ``image-growth`` or ``sequence-growth`` (a conv network / the two-input recurrent
+        backbone grown by morphisms; no fixed supernet).
       make_supernet: ``(space, width, depth, num_classes, conv_impl) -> module`` called as
         ``module(x, weights, train=..., hard=...)``; for ``sequence`` spaces ``(space, width) -> cell``.
       make_network: ``(genotype, width, depth, num_classes, auxiliary, conv_impl) -> module`` called as
@@ -90,7 +91,7 @@ class SpaceEntry:
             raise ValueError(f"space {self.name!r} has no discrete network")
         if auxiliary and not self.auxiliary_head:
             raise ValueError(f"space {self.name!r}: its networks have no auxiliary head")
-        if self.task == "sequence":
+        if self.task in ("sequence", "sequence-growth"):
             return self.make_network(genotype, width)
         return self.make_network(genotype, width, depth, num_classes, auxiliary, conv_impl)
 
@@ -165,6 +166,12 @@ class GrownConvSpace:
         return grow.describe(spec)
 
 
+class GrownRecurrentSpace(GrownConvSpace):
+    """The derived two-input recurrent backbone of a growing search (``jaxnas search --space grow-rnn``)."""
+
+    name = "grow-rnn"
+
+
 def _grown_network(spec, width, depth, num_classes, auxiliary, conv_impl):
     # a grown spec carries its own width, depth and classes
     if num_classes and spec.num_classes != num_classes:
@@ -196,9 +203,14 @@ register_space(SpaceEntry(
 register_space(SpaceEntry(
     name="grow-conv", make_space=GrownConvSpace, task="image-growth", make_network=_grown_network,
 ))
+register_space(SpaceEntry(
+    name="grow-rnn", make_space=GrownRecurrentSpace, task="sequence-growth",
+    make_network=lambda spec, width: grow.GrowRecurrentCell(spec),
+    quick_supernet=Sizes(16, 1), quick_network=Sizes(16, 1), paper_supernet=Sizes(16, 1), paper_network=Sizes(16, 1),
+))
 
 
 __all__ = [
-    "GrownConvSpace", "Sizes", "SpaceEntry", "TASKS", "abstract_arch", "genotype_from_json", "get_entry",
+    "GrownConvSpace", "GrownRecurrentSpace", "Sizes", "SpaceEntry", "TASKS", "abstract_arch", "genotype_from_json", "get_entry",
     "get_space", "register_space", "space_names", "unregister_space",
 ]

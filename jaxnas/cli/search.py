@@ -9,10 +9,10 @@
     jaxnas search --space grow-conv --grow grow-then-prune --epochs 6 --workdir runs/grow   # growth by morphisms
     jaxnas search --grow interleaved --max-nodes 4 --max-width 16 --prune-threshold 0.15  # (--grow: grow-conv)
     jaxnas search --space darts-rnn --steps 200 --workdir runs/rnn     # the DARTS recurrent cell, language modelling
+    jaxnas search --space grow-rnn --task forecast --grow interleaved --steps 300 --workdir runs/grow-rnn
 
-The spaces are those of the registry (jaxnas.registry). Started again with the same arguments, an image search
-resumes from its newest checkpoint in --workdir (a growing search too: the checkpoint records the grown network's
-shape); a darts-rnn search does not resume yet (it starts again).
+The spaces are those of the registry (jaxnas.registry). Started again with the same arguments, a search resumes
+from its newest checkpoint in --workdir (a growing search too: the checkpoint records the grown network's shape).
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ import json
 import sys
 from pathlib import Path
 
-from jaxnas.runners.grow import SCHEDULES, GrowConfig
+import numpy as np
+
 from jaxnas import registry
-from jaxnas.platform import settings
-from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SearchConfig
-from jaxnas.search.steps import OptimConfig
 from jaxnas.nn import grow
-from jaxnas.runners.grow import run_growing_search
+from jaxnas.platform import settings
 from jaxnas.platform.cache import enable_compilation_cache
+from jaxnas.runners.grow import SCHEDULES, GrowConfig, run_growing_search
+from jaxnas.runners.lm import LMConfig, run_lm
 from jaxnas.runners.loop import DivergedError
-from jaxnas.runners.lm import LMConfig
-from jaxnas.runners.lm import run_lm
-from jaxnas.runners.search import run_search
+from jaxnas.runners.recurrent_growth import GrowForecastConfig, GrowLMConfig, run_growing_forecast, run_growing_lm
+from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SearchConfig, run_search
+from jaxnas.search.steps import OptimConfig
 
 
 def one_line_errors(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
@@ -154,6 +154,10 @@ def register(sub) -> None:
     s.add_argument("--data-dir", help="a folder with train.txt, valid.txt, test.txt (default: the shipped PTB "
                    "valid/test files)")
     s.add_argument("--bptt", type=int, help="sequence length (default 35)")
+    s.add_argument("--task", choices=("lm", "forecast"), help="grow-rnn: language modelling (default) or "
+                   "forecasting (--dataset: exchange_rate, ETTh1 or a CSV; --horizon)")
+    s.add_argument("--horizon", type=int, help="grow-rnn forecasting: steps ahead (default 24)")
+    s.add_argument("--transform-every", type=int, help="grow-rnn: steps between transforms (default 100)")
     p.add_argument("--inject-nan-at", type=int, help=argparse.SUPPRESS)  # test hook
     p.add_argument("--debug-step-delay", type=float, help=argparse.SUPPRESS)  # test hook
     p.set_defaults(func=_run)
@@ -167,7 +171,7 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
     "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
     "prune_threshold": "prune_threshold",
 }
-_NOT_FOR_GROW = ("config", "method", "steps", "data_dir", "bptt", "devices", "warmup_epochs", "temperature", "hessian",
+_NOT_FOR_GROW = ("config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices", "warmup_epochs", "temperature", "hessian",
                  "spos_candidates", "inject_nan_at", "w_lr", "a_lr", "weight_decay")
 
 
@@ -204,17 +208,18 @@ def _run_grow(args) -> int:
 
 
 def searchable_spaces() -> tuple[str, ...]:
-    return registry.space_names("image") + registry.space_names("image-growth") + registry.space_names("sequence")
+    return tuple(sorted(registry.space_names()))
 
 
 _SEQUENCE_FLAGS = {"steps": "steps", "data_dir": "data_dir", "bptt": "bptt", "channels": "hidden", "seed": "seed",
-                   "workdir": "workdir", "log_every": "log_every", "optimization": "search_mode",
-                   "method": "relaxation", "a_lr": "arch_lr"}
+                   "workdir": "workdir", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
+                   "optimization": "search_mode", "method": "relaxation", "a_lr": "arch_lr",
+                   "debug_step_delay": "debug_step_delay"}
 _SEQUENCE_OPTIMIZATION = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
 
 
 def sequence_config_from_args(args, entry):
-    """The language-modelling search of a ``sequence`` space (:class:`jaxnas.runners.lm.LMConfig`)."""
+    """The language-modelling search of a ``sequence`` space (:class:`jaxnas.runners.lm.LMConfig`) and the space."""
     flags = {dest for dest in vars(args) if getattr(args, dest) not in (None, False)}
     unused = sorted(flags - set(_SEQUENCE_FLAGS) - {"space", "func", "command", "no_progress"})
     if unused:
@@ -225,19 +230,22 @@ def sequence_config_from_args(args, entry):
         changes["search_mode"] = _SEQUENCE_OPTIMIZATION[changes["search_mode"]]
     changes.setdefault("workdir", SearchConfig().workdir)
     changes.setdefault("hidden", entry.quick_supernet.width)
+    changes["progress"] = not args.no_progress
     space = entry.space()
-    hidden = changes["hidden"]
-    return LMConfig(cell=lambda h: entry.supernet(space, h), arch=space.init_arch, embed_dim=hidden,
-                    **{k: v for k, v in changes.items()}), space
+    if space.name != "darts-rnn":
+        raise ValueError(f"space {space.name!r}: only the darts-rnn cell has a language-modelling search here")
+    return LMConfig(cell="darts", arch=space.init_arch, embed_dim=changes["hidden"], **changes), space
 
 
 def _run_sequence(args, entry) -> int:
-    import jax
-
     config, space = sequence_config_from_args(args, entry)
     enable_compilation_cache()
-    result = run_lm(config)
-    genotype = space.derive(jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a), result["arch"]))
+    try:
+        result = run_lm(config)
+    except DivergedError as e:
+        print(f"jaxnas search: error: {e}", file=sys.stderr)
+        return 3
+    genotype = space.derive({k: np.asarray(v) for k, v in result["arch"].items()})
     out = Path(config.workdir) / "genotype.json"
     out.write_text(json.dumps({"space": space.name, "genotype": space.to_json(genotype), "arch": space.format(genotype),
                                "valid": result["valid"], "test": result["test"], "steps": result["steps"]}, indent=1))
@@ -248,12 +256,65 @@ def _run_sequence(args, entry) -> int:
     return 0
 
 
+_SEQUENCE_GROWTH_FLAGS = {  # argparse dest -> GrowthConfig field (both tasks)
+    "steps": "steps", "channels": "hidden", "nodes": "nodes", "max_nodes": "max_nodes", "max_width": "max_hidden",
+    "width_step": "hidden_step", "prune_threshold": "prune_threshold", "transform_every": "transform_every",
+    "seed": "seed", "workdir": "workdir", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
+    "batch_size": "batch_size", "a_lr": "arch_lr", "debug_step_delay": "debug_step_delay",
+}
+_FORECAST_FLAGS = {"dataset": "dataset", "horizon": "horizon"}
+_LM_FLAGS = {"data_dir": "data_dir", "bptt": "bptt"}
+
+
+def sequence_growth_config_from_args(args):
+    """The growing recurrent search (:mod:`jaxnas.runners.recurrent_growth`) of the flags: forecasting or LM."""
+    forecast = args.task == "forecast"
+    own = {**_SEQUENCE_GROWTH_FLAGS, **(_FORECAST_FLAGS if forecast else _LM_FLAGS)}
+    flags = {dest for dest in vars(args) if getattr(args, dest) not in (None, False)}
+    unused = sorted(flags - set(own) - {"space", "func", "command", "no_progress", "grow", "task", "optimization"})
+    if unused:
+        raise ValueError(f"{', '.join('--' + u.replace('_', '-') for u in unused)} do(es) not apply to a grow-rnn "
+                         f"{'forecasting' if forecast else 'language-modelling'} search")
+    changes = {field: getattr(args, dest) for dest, field in own.items() if getattr(args, dest) is not None}
+    changes.setdefault("workdir", SearchConfig().workdir)
+    if args.grow is not None:
+        changes["schedule"] = args.grow
+    if args.optimization is not None:
+        changes["search_mode"] = {"single-level": "single", "bilevel-1st": "bilevel-1st"}.get(args.optimization)
+        if changes["search_mode"] is None:
+            raise ValueError("a grow-rnn search takes --optimization single-level or bilevel-1st")
+    changes["progress"] = not args.no_progress
+    return (GrowForecastConfig if forecast else GrowLMConfig)(**changes)
+
+
+def _run_sequence_growth(args, entry) -> int:
+    config = sequence_growth_config_from_args(args)
+    enable_compilation_cache()
+    try:
+        result = (run_growing_forecast if isinstance(config, GrowForecastConfig) else run_growing_lm)(config)
+    except DivergedError as e:
+        print(f"jaxnas search: error: {e}", file=sys.stderr)
+        return 3
+    out = Path(config.workdir) / "genotype.json"
+    out.write_text(json.dumps({"space": entry.name, "derived": result["derived"], "spec": result["spec"],
+                               "arch": result["arch"], "valid": result["valid"], "test": result["test"],
+                               "steps": result["steps"]}, indent=1))
+    print(f"grown cell ({config.schedule}, {result['steps']} steps, {result['seconds']:.1f} s): "
+          f"{result['describe']['grown']}")
+    print(f"derived: {result['describe']['derived']}")
+    print(f"valid {json.dumps(result['valid'])}, test {json.dumps(result['test'])}")
+    print(f"written: {out}")
+    return 0
+
+
 def _run(args) -> int:
     task = registry.get_entry(args.space).task if args.space is not None else "image"
-    if args.grow is not None or task == "image-growth":
-        return _run_grow(args)
     if task == "sequence":
         return _run_sequence(args, registry.get_entry(args.space))
+    if task == "sequence-growth":
+        return _run_sequence_growth(args, registry.get_entry(args.space))
+    if args.grow is not None or task == "image-growth":
+        return _run_grow(args)
     config = config_from_args(args)
     enable_compilation_cache()
     try:

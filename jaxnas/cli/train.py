@@ -53,7 +53,9 @@ def register(sub) -> None:
     p.add_argument("--workdir", default=d["workdir"])
     p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"])
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--log-every", type=int, default=d["log_every"], help="steps between metrics.jsonl step records")
     p.add_argument("--inject-nan-at", type=int, help=argparse.SUPPRESS)  # test hook
+    p.add_argument("--debug-step-delay", type=float, help=argparse.SUPPRESS)  # test hook
     p.set_defaults(func=_run)
 
 
@@ -67,7 +69,7 @@ def _run(args) -> int:
         layers=args.layers, lr=args.lr, weight_decay=args.weight_decay, auxiliary_weight=args.auxiliary_weight,
         drop_path=args.drop_path, cutout=args.cutout, augment=not args.no_augment, eval_examples=args.eval_examples,
         seed=args.seed, workdir=args.workdir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-        inject_nan_at=args.inject_nan_at, conv_impl=args.conv_impl or "auto",
+        inject_nan_at=args.inject_nan_at, debug_step_delay=args.debug_step_delay or 0.0, log_every=args.log_every, conv_impl=args.conv_impl or "auto",
     )
     enable_compilation_cache()
     try:

@@ -23,11 +23,9 @@ Batches are drawn at random (without replacement within a batch) from a key fold
 
 from __future__ import annotations
 
+import abc
 import dataclasses
-import json
-import math
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -41,6 +39,7 @@ from jaxnas.data import timeseries as ts
 from jaxnas.search.steps import ARCH_MODES, OptimConfig, SearchState, make_arch_optimizer, make_step
 from jaxnas.nn.sequence import Forecaster
 from jaxnas.nn import recurrent
+from jaxnas.runners import loop
 
 LOSSES = ("l1", "mse")
 CELL_KINDS = {"lstm": "LSTMCell", "gru": "GRUCell", "darts": "DartsRnnSearchCell"}  # classes of jaxnas.nn.recurrent
@@ -112,27 +111,6 @@ def count_params(params) -> int:
 
 def tree_to_lists(tree):
     return jax.tree_util.tree_map(lambda a: np.asarray(a).tolist(), jax.device_get(tree))
-
-
-class RunLog:
-    """Appends JSON lines to ``workdir/metrics.jsonl`` and writes ``config.json`` / ``result.json``; with
-    ``workdir=None`` it writes nothing."""
-
-    def __init__(self, workdir: str | Path | None, config: dict):
-        self.dir = None if workdir is None else Path(workdir)
-        if self.dir is not None:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "config.json").write_text(json.dumps(config, indent=1, default=repr))
-            (self.dir / "metrics.jsonl").write_text("")
-
-    def write(self, record: dict) -> None:
-        if self.dir is not None:
-            with open(self.dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record, default=float) + "\n")
-
-    def result(self, result: dict) -> None:
-        if self.dir is not None:
-            (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=repr))
 
 
 def check_search_fields(mode: str, relaxation: str, fraction: float, cell=None, arch=None) -> None:
@@ -221,7 +199,8 @@ class ForecastConfig:
       search_mode, relaxation, temperature, arch_lr, arch_weight_decay, search_fraction: the search (with ``arch``):
         step mode, relaxation, its temperature, the architecture optimizer (Adam, DARTS betas) and the fraction
         of the training part the weights train on (the rest trains the architecture).
-      workdir: where to write ``config.json``, ``metrics.jsonl``, ``result.json``; None writes nothing.
+      workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
+        again, it resumes); None keeps nothing. checkpoint_every, keep_checkpoints, progress: as the other runners.
     """
 
     dataset: str = "exchange_rate"
@@ -248,9 +227,14 @@ class ForecastConfig:
     arch_weight_decay: float = 1e-3
     search_fraction: float = 0.5
     workdir: str | None = None
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    progress: bool = True
+    debug_step_delay: float = 0.0
 
     def __post_init__(self):
-        for name in ("horizon", "window", "hidden", "steps", "batch_size", "eval_batch_size", "log_every"):
+        for name in ("horizon", "window", "hidden", "steps", "batch_size", "eval_batch_size", "log_every",
+                     "checkpoint_every", "keep_checkpoints"):
             if not int(getattr(self, name)) >= 1:
                 raise ValueError(f"ForecastConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.highway_window < 0:
@@ -277,92 +261,173 @@ def make_search_step(model, config, scale, w_optimizer):
     return step, a_optimizer
 
 
+class SequenceTask(loop.Task):
+    """What forecasting and language modelling share on top of :class:`jaxnas.runners.loop.Task`: the first and
+    last training loss, the first step's time, and with ``eval_every`` a valid score every that many steps and the
+    best-so-far state. The state is a dict: ``'run'`` (the step state), task extras (the LM's ``'carry'``) and,
+    with ``eval_every``, ``'best'``, so a resumed run keeps the best weights too."""
+
+    score: str = "rse"  # the valid metric to minimise
+
+    def setup(self, config) -> None:
+        self.cfg, self.total_steps = config, config.steps
+        self.keeps_best = config.eval_every is not None
+        self.best_score = self.best_step = self.first_loss = self.last_loss = self.compile_seconds = None
+
+    def fresh(self, run_state, **extra) -> dict:
+        state = {"run": run_state, **extra}
+        if self.keeps_best:  # a copy with buffers of its own: the step donates the running state's
+            state["best"] = jax.tree_util.tree_map(jnp.copy, run_state)
+        return state
+
+    def resume(self, state, meta):
+        self.best_score, self.best_step = meta["best_score"], meta["best_step"]
+        self.first_loss, self.last_loss = meta["first_loss"], meta["last_loss"]
+        return state
+
+    def meta(self):
+        return {"best_score": self.best_score, "best_step": self.best_step, "first_loss": self.first_loss,
+                "last_loss": self.last_loss}
+
+    @abc.abstractmethod
+    def train_step(self, state: dict, index: int) -> tuple[dict, dict]:
+        """``(state, metrics)`` of the task's own step."""
+
+    @abc.abstractmethod
+    def validate(self, run_state) -> dict:
+        """The valid scores of a step state (``score`` among them)."""
+
+    def step(self, state, index):
+        t_step = time.time()
+        state, m = self.train_step(state, index)
+        loss = float(m["loss"])
+        if self.compile_seconds is None:
+            self.compile_seconds = time.time() - t_step
+        self.first_loss = loss if self.first_loss is None else self.first_loss
+        self.last_loss = loss
+        return state, m
+
+    def after_step(self, state, done, epoch):
+        every = self.cfg.eval_every
+        if not self.keeps_best or not (done % every == 0 or done == self.total_steps):
+            return state, [], False
+        valid = self.validate(state["run"])
+        if self.best_score is None or valid[self.score] < self.best_score:
+            self.best_score, self.best_step = valid[self.score], done
+            state = {**state, "best": jax.tree_util.tree_map(jnp.copy, state["run"])}
+        return state, [("metrics", {"kind": "valid", "step": done, **valid})], False
+
+    def final_state(self, state):
+        return state["best"] if self.keeps_best else state["run"]
+
+    def summary(self) -> dict:
+        return {"train_loss": [self.first_loss, self.last_loss],
+                "best_step": self.best_step if self.keeps_best else self.total_steps}
+
+
+def host_variables(st, search: bool, relaxation: str):
+    """``(host state, variables, eval weights, hard)`` of a step state, for evaluation."""
+    host = jax.device_get(st)
+    variables = {"params": host.params, **({"batch_stats": host.batch_stats} if host.batch_stats else {})}
+    weights, hard = eval_weights(host.arch if search else None, relaxation)
+    return host, variables, weights, hard
+
+
+class ForecastTask(SequenceTask):
+    """One forecasting run (training or search), as a :class:`jaxnas.runners.loop.Task`."""
+
+    kind = "forecast"
+
+    def __init__(self, config: ForecastConfig):
+        cfg = config
+        self.setup(cfg)
+        self.data = d = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
+        self.search = cfg.arch is not None
+        if self.search and cfg.search_mode.startswith("bilevel"):
+            self.w_part, self.a_part = ts.split_windows(d.train, cfg.search_fraction)
+        else:
+            self.w_part, self.a_part = d.train, None
+        for part in (self.w_part, self.a_part):
+            if part is not None and len(part) < cfg.batch_size:
+                raise ValueError(f"{d.name}: the {part.name!r} part has {len(part)} examples, fewer than "
+                                 f"batch_size {cfg.batch_size}")
+        self.config = {**loop.config_json(cfg), "data": d.name}
+        self.identity = loop.identity_of(self.config)
+        self.advice = f"Lower lr ({cfg.lr}) or check the data"
+        self.model = Forecaster(make_cell(cfg.cell, cfg.hidden), d.n_series, highway_window=cfg.highway_window)
+        self.k_init, self.k_arch, self.k_w, self.k_a = jax.random.split(jax.random.key(cfg.seed), 4)
+        self.w_optimizer = make_optimizer(cfg.lr, cfg.grad_clip)
+        self.step_fn, self.a_optimizer = make_search_step(self.model, cfg, d.scale, self.w_optimizer)
+        self.predict = make_predict(self.model)
+
+    def init(self):
+        cfg, d = self.cfg, self.data
+        sample_x, _ = ts.window_batch(d.train, d.train.targets[:2])
+        state = init_state(self.model, sample_x, self.k_init, self.w_optimizer,
+                           cfg.arch(self.k_arch) if self.search else None, self.a_optimizer)
+        return self.fresh(state), []
+
+    def _batch(self, part, key, i):
+        return ts.window_batch(part, ts.sample_targets(part, jax.random.fold_in(key, i), self.cfg.batch_size))
+
+    def train_step(self, state, index):
+        val = self._batch(self.a_part, self.k_a, index) if self.a_part is not None else None
+        run_state, m = self.step_fn(state["run"], self._batch(self.w_part, self.k_w, index), val)
+        return {**state, "run": run_state}, m
+
+    def _evaluate(self, st, part):
+        _, variables, weights, hard = host_variables(st, self.search, self.cfg.relaxation)
+        return evaluate_forecast(self.predict, variables, part, self.data.scale, weights, hard,
+                                 self.cfg.eval_batch_size)
+
+    def validate(self, run_state):
+        return self._evaluate(run_state, self.data.valid)
+
+    def finish(self, state, run):
+        cfg, d = self.cfg, self.data
+        final = self.final_state(state)
+        host = jax.device_get(final)
+        result = {
+            "dataset": d.name, "horizon": cfg.horizon, "window": cfg.window, "n_series": d.n_series,
+            "scale_from": cfg.scale_from, "params": count_params(host.params), "steps": cfg.steps,
+            "search": self.search, "train_loss": self.summary()["train_loss"],
+            "valid": self._evaluate(final, d.valid), "test": self._evaluate(final, d.test),
+            "best_step": self.summary()["best_step"],
+        }
+        if self.search:
+            result["arch"] = tree_to_lists(host.arch)
+        result["compile_seconds"] = round(self.compile_seconds or 0.0, 3)
+        result["seconds"] = round(run.seconds(), 3)
+        run.log({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
+        run.write_json("result.json", result)
+        return result
+
+
+def sequence_loop_options(cfg) -> loop.LoopOptions | None:
+    """Loop options of a forecasting or language-modelling config (None: no workdir, nothing is kept)."""
+    if cfg.workdir is None:
+        return None
+    return loop.LoopOptions(workdir=cfg.workdir, checkpoint_every=cfg.checkpoint_every,
+                            keep_checkpoints=cfg.keep_checkpoints, log_every=cfg.log_every, progress=cfg.progress,
+                            debug_step_delay=cfg.debug_step_delay)
+
+
 def run_forecast(config: ForecastConfig) -> dict:
-    """Train (or search) and evaluate one forecaster; returns a JSON-ready dict (also ``result.json`` in
-    ``config.workdir`` when given)::
+    """Train (or search) and evaluate one forecaster, resumable in ``config.workdir``; returns a JSON-ready dict
+    (also ``result.json`` in the workdir)::
 
         {'dataset', 'horizon', 'window', 'n_series', 'params', 'steps', 'search',
          'train_loss': [first, last], 'valid': {'rse', 'corr'}, 'test': {'rse', 'corr'}, 'best_step',
          'arch' (searches only), 'seconds', 'compile_seconds'}
     """
-    t0 = time.time()
-    cfg = config
-    data = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
-    search = cfg.arch is not None
-    if search and cfg.search_mode.startswith("bilevel"):
-        w_part, a_part = ts.split_windows(data.train, cfg.search_fraction)
-    else:
-        w_part, a_part = data.train, None
-    for part in (w_part, a_part):
-        if part is not None and len(part) < cfg.batch_size:
-            raise ValueError(f"{data.name}: the {part.name!r} part has {len(part)} examples, fewer than "
-                             f"batch_size {cfg.batch_size}")
-
-    model = Forecaster(make_cell(cfg.cell, cfg.hidden), data.n_series, highway_window=cfg.highway_window)
-    key = jax.random.key(cfg.seed)
-    k_init, k_arch, k_w, k_a = jax.random.split(key, 4)
-    w_optimizer = make_optimizer(cfg.lr, cfg.grad_clip)
-    step, a_optimizer = make_search_step(model, cfg, data.scale, w_optimizer)
-    sample_x, _ = ts.window_batch(data.train, data.train.targets[:2])
-    state = init_state(model, sample_x, k_init, w_optimizer, cfg.arch(k_arch) if search else None, a_optimizer)
-    predict = make_predict(model)
-    log = RunLog(cfg.workdir, {**dataclasses.asdict(cfg), "data": data.name})
-
-    def batch(part, k, i):
-        return ts.window_batch(part, ts.sample_targets(part, jax.random.fold_in(k, i), cfg.batch_size))
-
-    def validate(st):
-        host = jax.device_get(st)
-        variables = {"params": host.params, **({"batch_stats": host.batch_stats} if host.batch_stats else {})}
-        weights, hard = eval_weights(host.arch if search else None, cfg.relaxation)
-        return host, variables, weights, hard
-
-    best = None  # (rse, step, host state)
-    first_loss = last_loss = None
-    compile_seconds = None
-    for i in range(cfg.steps):
-        val_batch = batch(a_part, k_a, i) if a_part is not None else None
-        t_step = time.time()
-        state, m = step(state, batch(w_part, k_w, i), val_batch)
-        loss = float(m["loss"])
-        if compile_seconds is None:
-            compile_seconds = time.time() - t_step
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss} at step {i}; lower lr ({cfg.lr}) or check the data")
-        first_loss = loss if first_loss is None else first_loss
-        last_loss = loss
-        done = i + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            log.write({"kind": "step", "step": done, **{k: float(v) for k, v in m.items()},
-                       "time": round(time.time() - t0, 3)})
-        if cfg.eval_every is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
-            host, variables, weights, hard = validate(state)
-            valid = evaluate_forecast(predict, variables, data.valid, data.scale, weights, hard, cfg.eval_batch_size)
-            log.write({"kind": "valid", "step": done, **valid})
-            if best is None or valid["rse"] < best[0]:
-                best = (valid["rse"], done, host)
-
-    host, variables, weights, hard = validate(best[2] if best is not None else state)
-    result = {
-        "dataset": data.name, "horizon": cfg.horizon, "window": cfg.window, "n_series": data.n_series,
-        "scale_from": cfg.scale_from, "params": count_params(host.params), "steps": cfg.steps, "search": search,
-        "train_loss": [first_loss, last_loss],
-        "valid": evaluate_forecast(predict, variables, data.valid, data.scale, weights, hard, cfg.eval_batch_size),
-        "test": evaluate_forecast(predict, variables, data.test, data.scale, weights, hard, cfg.eval_batch_size),
-        "best_step": best[1] if best is not None else cfg.steps,
-    }
-    if search:
-        result["arch"] = tree_to_lists(host.arch)
-    result["compile_seconds"] = round(compile_seconds, 3)
-    result["seconds"] = round(time.time() - t0, 3)
-    log.write({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
-    log.result(result)
+    result, _ = loop.run_somewhere(ForecastTask(config), sequence_loop_options(config),
+                                   checkpoint_every=config.steps, log_every=config.log_every, progress=config.progress)
     return result
 
 
 __all__ = [
     "CELL_KINDS", "LOSSES",
-    "ForecastConfig", "RunLog",
+    "ForecastConfig", "ForecastTask", "SequenceTask",
     "count_params", "eval_weights", "evaluate_forecast", "fixed_apply", "init_state", "make_cell", "make_loss",
     "make_optimizer", "make_predict", "make_search_step", "predict_windows", "run_forecast", "tree_to_lists",
     "unused_arch",

@@ -45,7 +45,7 @@ from jaxnas.data import batch_at, steps_per_epoch
 
 SCHEDULES = ("grow-then-prune", "interleaved")
 GROW_OPTIMIZATIONS = {"single-level": "single", "bilevel-1st": "bilevel-1st"}
-_NON_IDENTITY = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "debug_step_delay")
+_NON_IDENTITY = loop.RUN_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -35,11 +34,11 @@ import optax
 
 from jaxnas.data import ptb
 from jaxnas.search.steps import OptimConfig, SearchState, cross_entropy, make_arch_optimizer, make_step
+from jaxnas.runners import forecast as F
+from jaxnas.runners import loop
 from jaxnas.runners.forecast import (
-    RunLog,
     check_search_fields,
     count_params,
-    eval_weights,
     init_state,
     make_cell,
     make_optimizer,
@@ -130,7 +129,8 @@ class LMConfig:
         all); eval_every: measure valid perplexity every that many steps and keep the best weights.
       arch, search_mode, relaxation, temperature, arch_lr, arch_weight_decay, search_fraction: the search (with
         ``arch``, a function ``key -> architecture parameters``), as in :class:`~jaxnas.runners.forecast.ForecastConfig`.
-      workdir: where to write ``config.json``, ``metrics.jsonl``, ``result.json``; None writes nothing.
+      workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
+        again, it resumes); None keeps nothing. checkpoint_every, keep_checkpoints, progress: as the other runners.
     """
 
     data_dir: str | None = None
@@ -156,9 +156,14 @@ class LMConfig:
     arch_weight_decay: float = 1e-3
     search_fraction: float = 0.5
     workdir: str | None = None
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    progress: bool = True
+    debug_step_delay: float = 0.0
 
     def __post_init__(self):
-        for name in ("hidden", "embed_dim", "steps", "batch_size", "bptt", "eval_batch_size", "log_every"):
+        for name in ("hidden", "embed_dim", "steps", "batch_size", "bptt", "eval_batch_size", "log_every",
+                     "checkpoint_every", "keep_checkpoints"):
             if not int(getattr(self, name)) >= 1:
                 raise ValueError(f"LMConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_every", "eval_windows"):
@@ -176,97 +181,101 @@ def _windows(stream: np.ndarray, bptt: int, name: str) -> int:
     return n
 
 
+class LMTask(F.SequenceTask):
+    """One language-modelling run (training or search), as a :class:`jaxnas.runners.loop.Task`. A fixed cell
+    carries its hidden state across consecutive windows (``state['carry']``, reset at the stream's start)."""
+
+    kind = "language model"
+    score = "nll"
+
+    def __init__(self, config: LMConfig):
+        cfg = config
+        self.setup(cfg)
+        self.corpus = corpus = ptb.load_corpus(cfg.data_dir)
+        self.search = cfg.arch is not None
+        if self.search and cfg.search_mode.startswith("bilevel"):
+            cut = int(len(corpus.train) * cfg.search_fraction)
+            self.w_stream = ptb.batchify(corpus.train[:cut], cfg.batch_size)
+            self.a_stream = ptb.batchify(corpus.train[cut:], cfg.batch_size)
+        else:
+            self.w_stream, self.a_stream = ptb.batchify(corpus.train, cfg.batch_size), None
+        self.n_w = _windows(self.w_stream, cfg.bptt, "train")
+        self.n_a = _windows(self.a_stream, cfg.bptt, "architecture") if self.a_stream is not None else None
+        self.valid_stream = ptb.batchify(corpus.valid, cfg.eval_batch_size)
+        self.test_stream = ptb.batchify(corpus.test, cfg.eval_batch_size)
+        self.config = {**loop.config_json(cfg), "corpus": corpus.source}
+        self.identity = loop.identity_of(self.config)
+        self.advice = f"Lower lr ({cfg.lr})"
+        self.cell = make_cell(cfg.cell, cfg.hidden)
+        self.model = LanguageModel(self.cell, len(corpus.vocab), cfg.embed_dim, tie_weights=cfg.tie_weights)
+        self.k_init, self.k_arch = jax.random.split(jax.random.key(cfg.seed))
+        self.w_optimizer = make_optimizer(cfg.lr, cfg.grad_clip)
+        self.a_optimizer = None
+        if self.search:
+            self.a_optimizer = make_arch_optimizer(OptimConfig(a_lr=cfg.arch_lr, a_weight_decay=cfg.arch_weight_decay))
+            self.step_fn = make_step(self.model, mode=cfg.search_mode, relaxation=cfg.relaxation,
+                                     w_optimizer=self.w_optimizer, a_optimizer=self.a_optimizer,
+                                     loss_fn=cross_entropy, accuracy_fn=None, temperature=cfg.temperature)
+        else:
+            self.step_fn = make_train_step(self.model, self.w_optimizer)
+        self.eval_fn = make_eval_fn(self.model)
+
+    def init(self):
+        cfg = self.cfg
+        state = init_state(self.model, self.w_stream[:2, : cfg.bptt], self.k_init, self.w_optimizer,
+                           cfg.arch(self.k_arch) if self.search else None, self.a_optimizer)
+        extra = {} if self.search else {"carry": self.cell.initial_carry(cfg.batch_size)}
+        return self.fresh(state, **extra), []
+
+    def train_step(self, state, index):
+        cfg = self.cfg
+        j = index % self.n_w
+        x, y = ptb.bptt_window(self.w_stream, j, cfg.bptt)
+        if self.search:
+            val = ptb.bptt_window(self.a_stream, index % self.n_a, cfg.bptt) if self.a_stream is not None else None
+            run_state, m = self.step_fn(state["run"], (x, y), val)
+            return {**state, "run": run_state}, m
+        carry = self.cell.initial_carry(cfg.batch_size) if j == 0 else state["carry"]
+        run_state, carry, m = self.step_fn(state["run"], carry, x, y)
+        return {**state, "run": run_state, "carry": carry}, m
+
+    def _evaluate(self, st, stream):
+        _, variables, weights, hard = F.host_variables(st, self.search, self.cfg.relaxation)
+        return evaluate_lm(self.model, variables, stream, self.cfg.bptt, weights, hard, self.cfg.eval_windows,
+                           self.eval_fn)
+
+    def validate(self, run_state):
+        return self._evaluate(run_state, self.valid_stream)
+
+    def finish(self, state, run):
+        cfg, corpus = self.cfg, self.corpus
+        final = self.final_state(state)
+        host = jax.device_get(final)
+        result = {
+            "corpus": corpus.source, "vocab": len(corpus.vocab), "params": count_params(host.params),
+            "steps": cfg.steps, "search": self.search, "train_loss": self.summary()["train_loss"],
+            "valid": self._evaluate(final, self.valid_stream), "test": self._evaluate(final, self.test_stream),
+            "best_step": self.summary()["best_step"],
+        }
+        if self.search:
+            result["arch"] = tree_to_lists(host.arch)
+        result["compile_seconds"] = round(self.compile_seconds or 0.0, 3)
+        result["seconds"] = round(run.seconds(), 3)
+        run.log({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
+        run.write_json("result.json", result)
+        return result
+
+
 def run_lm(config: LMConfig) -> dict:
-    """Train (or search) and evaluate one language model; returns a JSON-ready dict (also ``result.json`` in
-    ``config.workdir`` when given)::
+    """Train (or search) and evaluate one language model, resumable in ``config.workdir``; returns a JSON-ready
+    dict (also ``result.json`` in the workdir)::
 
         {'corpus', 'vocab', 'params', 'steps', 'search', 'train_loss': [first, last],
          'valid': {'nll', 'ppl', 'tokens'}, 'test': {...}, 'best_step', 'arch' (searches only), 'seconds',
          'compile_seconds'}
     """
-    t0 = time.time()
-    cfg = config
-    corpus = ptb.load_corpus(cfg.data_dir)
-    search = cfg.arch is not None
-    if search and cfg.search_mode.startswith("bilevel"):
-        cut = int(len(corpus.train) * cfg.search_fraction)
-        w_stream = ptb.batchify(corpus.train[:cut], cfg.batch_size)
-        a_stream = ptb.batchify(corpus.train[cut:], cfg.batch_size)
-    else:
-        w_stream, a_stream = ptb.batchify(corpus.train, cfg.batch_size), None
-    n_w = _windows(w_stream, cfg.bptt, "train")
-    n_a = _windows(a_stream, cfg.bptt, "architecture") if a_stream is not None else None
-    valid_stream = ptb.batchify(corpus.valid, cfg.eval_batch_size)
-    test_stream = ptb.batchify(corpus.test, cfg.eval_batch_size)
-
-    cell = make_cell(cfg.cell, cfg.hidden)
-    model = LanguageModel(cell, len(corpus.vocab), cfg.embed_dim, tie_weights=cfg.tie_weights)
-    k_init, k_arch = jax.random.split(jax.random.key(cfg.seed))
-    w_optimizer = make_optimizer(cfg.lr, cfg.grad_clip)
-    a_optimizer = None
-    if search:
-        a_optimizer = make_arch_optimizer(OptimConfig(a_lr=cfg.arch_lr, a_weight_decay=cfg.arch_weight_decay))
-        step = make_step(model, mode=cfg.search_mode, relaxation=cfg.relaxation, w_optimizer=w_optimizer,
-                         a_optimizer=a_optimizer, loss_fn=cross_entropy, accuracy_fn=None,
-                         temperature=cfg.temperature)
-    else:
-        step = make_train_step(model, w_optimizer)
-    state = init_state(model, w_stream[:2, : cfg.bptt], k_init, w_optimizer, cfg.arch(k_arch) if search else None,
-                       a_optimizer)
-    eval_fn = make_eval_fn(model)
-    log = RunLog(cfg.workdir, {**dataclasses.asdict(cfg), "corpus": corpus.source})
-
-    def evaluate(st, stream):
-        host = jax.device_get(st)
-        variables = {"params": host.params, **({"batch_stats": host.batch_stats} if host.batch_stats else {})}
-        weights, hard = eval_weights(host.arch if search else None, cfg.relaxation)
-        return host, evaluate_lm(model, variables, stream, cfg.bptt, weights, hard, cfg.eval_windows, eval_fn)
-
-    carry = None
-    best = None  # (valid nll, step, host state)
-    first_loss = last_loss = compile_seconds = None
-    for i in range(cfg.steps):
-        j = i % n_w
-        x, y = ptb.bptt_window(w_stream, j, cfg.bptt)
-        t_step = time.time()
-        if search:
-            val_batch = ptb.bptt_window(a_stream, i % n_a, cfg.bptt) if a_stream is not None else None
-            state, m = step(state, (x, y), val_batch)
-        else:
-            if j == 0:
-                carry = cell.initial_carry(cfg.batch_size)
-            state, carry, m = step(state, carry, x, y)
-        loss = float(m["loss"])
-        if compile_seconds is None:
-            compile_seconds = time.time() - t_step
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss} at step {i}; lower lr ({cfg.lr})")
-        first_loss = loss if first_loss is None else first_loss
-        last_loss = loss
-        done = i + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            log.write({"kind": "step", "step": done, **{k: float(v) for k, v in m.items()},
-                       "time": round(time.time() - t0, 3)})
-        if cfg.eval_every is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
-            host, valid = evaluate(state, valid_stream)
-            log.write({"kind": "valid", "step": done, **valid})
-            if best is None or valid["nll"] < best[0]:
-                best = (valid["nll"], done, host)
-
-    final = best[2] if best is not None else state
-    host, valid = evaluate(final, valid_stream)
-    _, test = evaluate(final, test_stream)
-    result = {
-        "corpus": corpus.source, "vocab": len(corpus.vocab), "params": count_params(host.params), "steps": cfg.steps,
-        "search": search, "train_loss": [first_loss, last_loss], "valid": valid, "test": test,
-        "best_step": best[1] if best is not None else cfg.steps,
-    }
-    if search:
-        result["arch"] = tree_to_lists(host.arch)
-    result["compile_seconds"] = round(compile_seconds, 3)
-    result["seconds"] = round(time.time() - t0, 3)
-    log.write({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
-    log.result(result)
+    result, _ = loop.run_somewhere(LMTask(config), F.sequence_loop_options(config),
+                                   checkpoint_every=config.steps, log_every=config.log_every, progress=config.progress)
     return result
 
 

@@ -9,7 +9,7 @@ checkpoint is kept), the progress bar, and multi-process runs (process 0 alone w
 
 A task says what one step is and what happens around it::
 
-    class Task:
+    class Task(abc.ABC):
         kind = "search"               # config.json's kind; the progress bar's label
         total_steps, steps_per_epoch  # steps_per_epoch None: no epoch records
         config, identity              # config.json's config; the fields a resumed run must match
@@ -28,10 +28,12 @@ A task says what one step is and what happens around it::
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,15 @@ from tqdm import tqdm
 
 from jaxnas.io.checkpoint import Checkpoints
 from jaxnas.platform import settings
+
+
+# config fields that say how a run is kept, not what it computes: they may differ when a run is resumed
+RUN_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "debug_step_delay", "verbose")
+
+
+def identity_of(config: dict, also_ignore: tuple[str, ...] = ()) -> dict:
+    """The fields of a config dict that define what a run computes (compared when it resumes)."""
+    return {k: v for k, v in config.items() if k not in RUN_FIELDS + tuple(also_ignore)}
 
 
 class DivergedError(RuntimeError):
@@ -102,7 +113,7 @@ class Run:
             JsonLines(self.workdir / "metrics.jsonl").write(record)
 
 
-class Task:
+class Task(abc.ABC):
     """The defaults of the task protocol (see the module docstring)."""
 
     kind: str = "run"
@@ -113,8 +124,9 @@ class Task:
     logs: tuple[str, ...] = ()
     advice: str = "Lower the learning rate or check the data"
 
+    @abc.abstractmethod
     def init(self) -> tuple[Any, list[tuple[str, dict]]]:
-        raise NotImplementedError
+        """A fresh state, and ``(log name, record)`` pairs to write first."""
 
     def template(self, meta: dict):
         return self.init()[0]
@@ -128,8 +140,9 @@ class Task:
     def place(self, state):
         return jax.device_put(state)
 
+    @abc.abstractmethod
     def step(self, state, index: int):
-        raise NotImplementedError
+        """``(state, metrics)`` after step ``index`` (the global step: the task derives its batches from it)."""
 
     def epoch_fields(self, state, epoch: int) -> dict:
         return {}
@@ -142,8 +155,9 @@ class Task:
         out.update({k: f"{metrics[k]:.3f}" for k in ("loss", "accuracy", "val_accuracy") if k in metrics})
         return out
 
+    @abc.abstractmethod
     def finish(self, state, run: Run):
-        raise NotImplementedError
+        """The final outputs (files through ``run``), returned to the caller of :func:`run`."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -201,6 +215,21 @@ def check_workdir(workdir: Path, kind: str, identity: dict, config: dict) -> Non
         return
     workdir.mkdir(parents=True, exist_ok=True)
     write_json(path, {"kind": kind, "identity": identity, "config": config})
+
+
+def plain_value(value):
+    """A config value as JSON-ready text that is the same in every process: a function by its qualified name (and
+    the object it is bound to), never by its address."""
+    if callable(value) and not isinstance(value, type):
+        bound = getattr(value, "__self__", None)
+        name = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}"
+        return name if bound is None else f"{name} of {bound!r}"
+    return value
+
+
+def config_json(config) -> dict:
+    """A flat frozen-dataclass config as a JSON-ready dict (functions by name: :func:`plain_value`)."""
+    return {f.name: plain_value(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
 def report(msg: str) -> None:
@@ -311,5 +340,14 @@ def run(task: Task, options: LoopOptions):
     return task.finish(state, info), info
 
 
-__all__ = ["DivergedError", "JsonLines", "LoopOptions", "Run", "Task", "check_workdir", "differences", "report",
-           "run", "scalars", "write_json"]
+def run_somewhere(task: Task, options: LoopOptions | None, **option_fields):
+    """:func:`run` in ``options.workdir``, or (``options`` None) in a temporary folder removed afterwards: a run
+    that keeps no files (a library call with ``workdir=None``)."""
+    if options is not None:
+        return run(task, options)
+    with tempfile.TemporaryDirectory(prefix="jaxnas-run-") as tmp:
+        return run(task, LoopOptions(workdir=tmp, **option_fields))
+
+
+__all__ = ["RUN_FIELDS", "DivergedError", "JsonLines", "identity_of", "LoopOptions", "Run", "Task", "check_workdir", "config_json", "differences",
+           "plain_value", "report", "run", "run_somewhere", "scalars", "write_json"]

@@ -57,7 +57,7 @@ from jaxnas import relax as relax_lib
 from jaxnas.search.steps import OptimConfig, SearchState, cross_entropy, make_arch_optimizer, make_step
 from jaxnas.runners import forecast as F
 from jaxnas.nn.sequence import Forecaster, LanguageModel
-from jaxnas.runners import lm
+from jaxnas.runners import lm, loop
 from jaxnas.data import timeseries as ts
 from jaxnas.data import ptb
 
@@ -86,7 +86,8 @@ class GrowthConfig:
         in ``'bilevel-1st'``.
       check_transforms: measure the largest change of the probe predictions at every transform (one extra
         compilation of the forward pass per new spec).
-      seed, log_every, workdir (``config.json``, ``metrics.jsonl``, ``result.json``; None writes nothing), verbose.
+      seed, log_every, verbose; workdir (``config.json``, ``metrics.jsonl``, ``checkpoints/``, ``result.json``;
+        run again, it resumes; None keeps nothing), checkpoint_every, keep_checkpoints, progress.
     """
 
     hidden: int = 16
@@ -111,10 +112,15 @@ class GrowthConfig:
     log_every: int = 50
     workdir: str | None = None
     verbose: bool = False
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    progress: bool = True
+    debug_step_delay: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "ops", tuple(self.ops))
-        for name in ("hidden", "nodes", "max_nodes", "transform_every", "steps", "batch_size", "log_every"):
+        for name in ("hidden", "nodes", "max_nodes", "transform_every", "steps", "batch_size", "log_every",
+                     "checkpoint_every", "keep_checkpoints"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{type(self).__name__}.{name} must be a positive integer, got {v!r}")
@@ -331,111 +337,134 @@ def _count(spec) -> dict:
             "hidden": spec.hidden}
 
 
-def _search(cfg: GrowthConfig, task: _Task, kind: str, on_transform=None) -> dict:
-    t0 = time.time()
-    log = F.RunLog(cfg.workdir, {**cfg.to_json(), "task": kind})
+class RecurrentGrowthTask(loop.Task):
+    """A growing search of the two-input recurrent backbone (transforms every ``transform_every`` steps), as a
+    :class:`jaxnas.runners.loop.Task`. The spec and the transform records are saved with every checkpoint."""
 
-    def report(msg):
-        if cfg.verbose:
-            print(f"[grow {kind} {cfg.schedule}] {msg}", flush=True)
+    def __init__(self, cfg: GrowthConfig, task: _Task, kind: str, on_transform=None):
+        self.cfg, self.task, self.on_transform = cfg, task, on_transform
+        self.kind = f"growing {kind} search"
+        self.total_steps = cfg.steps
+        self.config = {**cfg.to_json(), "task": kind}
+        self.identity = loop.identity_of(self.config)
+        self.advice = f"Lower lr ({cfg.lr})"
+        self.w_opt = F.make_optimizer(cfg.lr, cfg.grad_clip)
+        self.a_opt = make_arch_optimizer(OptimConfig(a_lr=cfg.arch_lr, a_weight_decay=cfg.arch_weight_decay))
+        self.init_params = morph.initializer(task.make_model, task.sample_x)
+        self.base = jax.random.key(cfg.seed)
+        self.start_spec = self.spec = cfg.start_spec()
+        self.events = transform_events(cfg)
+        self.transforms: list[dict] = []
+        self.first_loss = self.last_loss = None
+        self.compile_seconds: list[float] = []
+        self._step: tuple | None = None  # (spec, compiled step)
+        self._forward: dict = {}
 
-    w_opt = F.make_optimizer(cfg.lr, cfg.grad_clip)
-    a_opt = make_arch_optimizer(OptimConfig(a_lr=cfg.arch_lr, a_weight_decay=cfg.arch_weight_decay))
-    init = morph.initializer(task.make_model, task.sample_x)
-    base = jax.random.key(cfg.seed)
-    k_arch, k_init, k_state = jax.random.split(base, 3)
+    def _fresh_state(self, spec):
+        k_arch, k_init, k_state = jax.random.split(self.base, 3)
+        variables = self.init_params(spec, k_init)
+        return SearchState.create(variables["params"], variables.get("batch_stats", {}),
+                                  grow.init_arch(spec, k_arch), self.w_opt, self.a_opt, k_state)
 
-    spec = cfg.start_spec()
-    variables = init(spec, k_init)
-    state = SearchState.create(variables["params"], variables.get("batch_stats", {}), grow.init_arch(spec, k_arch),
-                               w_opt, a_opt, k_state)
-    start_spec = spec
+    def init(self):
+        return self._fresh_state(self.spec), []
 
-    def build_step(s):
-        return make_step(task.make_model(s), mode=cfg.search_mode, relaxation="softmax", w_optimizer=w_opt,
-                         a_optimizer=a_opt, loss_fn=task.loss_fn, accuracy_fn=None)
+    def template(self, meta):
+        return self._fresh_state(grow.spec_from_json(meta["spec"]))
 
-    forward_cache: dict = {}
+    def resume(self, state, meta):
+        self.spec = grow.spec_from_json(meta["spec"])
+        self.transforms = list(meta["transforms"])
+        self.first_loss, self.last_loss = meta["first_loss"], meta["last_loss"]
+        return state
 
-    def probe(s, host):
-        if s not in forward_cache:
-            model = task.make_model(s)
-            forward_cache.clear()
-            forward_cache[s] = jax.jit(lambda v, x, w: model.apply(v, x, w, train=False))
-        return np.asarray(forward_cache[s](_variables(host), task.probe_x, relax_lib.softmax(host.arch)))
+    def meta(self):
+        return {"spec": grow.spec_to_json(self.spec), "transforms": self.transforms, "first_loss": self.first_loss,
+                "last_loss": self.last_loss}
 
-    events = transform_events(cfg)
-    step = build_step(spec)
-    transforms, compile_seconds = [], []
-    first_loss = last_loss = None
-    fresh_step = True
-    for i in range(cfg.steps):
-        val = task.val_batch(i) if task.val_batch is not None else None
-        t_step = time.time()
-        state, m = step(state, task.train_batch(i), val)
-        loss = float(m["loss"])
-        if fresh_step:
-            compile_seconds.append(round(time.time() - t_step, 3))
-            fresh_step = False
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss} at step {i} of the growing search; lower lr ({cfg.lr})")
-        first_loss = loss if first_loss is None else first_loss
-        last_loss = loss
-        done = i + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            log.write({"kind": "step", "step": done, **{k: float(v) for k, v in m.items()},
-                       "time": round(time.time() - t0, 3)})
-        event = events.get(done)
-        if event is None:
-            continue
-        t_morph = time.time()
-        host = jax.device_get(state)
-        before = probe(spec, host) if cfg.check_transforms else None
-        old_spec = spec
-        if event == "grow":
-            new_spec, new_host, applied = _grow(spec, host, init, cfg, jax.random.fold_in(base, 1000 + done))
+    def step(self, state, index):
+        if self._step is None or self._step[0] != self.spec:
+            step = make_step(self.task.make_model(self.spec), mode=self.cfg.search_mode, relaxation="softmax",
+                             w_optimizer=self.w_opt, a_optimizer=self.a_opt, loss_fn=self.task.loss_fn,
+                             accuracy_fn=None)
+            self._step, fresh = (self.spec, step), True
         else:
-            new_spec, new_host, applied = _prune(spec, host, init, cfg)
+            fresh = False
+        val = self.task.val_batch(index) if self.task.val_batch is not None else None
+        t_step = time.time()
+        state, m = self._step[1](state, self.task.train_batch(index), val)
+        loss = float(m["loss"])
+        if fresh:
+            self.compile_seconds.append(round(time.time() - t_step, 3))
+        self.first_loss = loss if self.first_loss is None else self.first_loss
+        self.last_loss = loss
+        return state, m
+
+    def _probe(self, spec, host):
+        if spec not in self._forward:
+            model = self.task.make_model(spec)
+            self._forward.clear()
+            self._forward[spec] = jax.jit(lambda v, x, w: model.apply(v, x, w, train=False))
+        return np.asarray(self._forward[spec](_variables(host), self.task.probe_x, relax_lib.softmax(host.arch)))
+
+    def after_step(self, state, done, epoch):
+        event = self.events.get(done)
+        if event is None:
+            return state, [], False
+        cfg, t_morph, host = self.cfg, time.time(), jax.device_get(state)
+        before = self._probe(self.spec, host) if cfg.check_transforms else None
+        old_spec = self.spec
+        if event == "grow":
+            new_spec, new_host, applied = _grow(self.spec, host, self.init_params, cfg,
+                                                jax.random.fold_in(self.base, 1000 + done))
+        else:
+            new_spec, new_host, applied = _prune(self.spec, host, self.init_params, cfg)
         record = {"kind": "transform", "step": done, "event": event, "applied": applied,
-                  "spec": grow.describe(new_spec), **_count(new_spec),
-                  "params": F.count_params(new_host.params)}
+                  "spec": grow.describe(new_spec), **_count(new_spec), "params": F.count_params(new_host.params)}
         if cfg.check_transforms:
-            after = probe(new_spec, new_host)
+            after = self._probe(new_spec, new_host)
             record["max_abs_change"] = float(np.max(np.abs(after - before)))
             record["max_abs_output"] = float(np.max(np.abs(before)))
         record["seconds"] = round(time.time() - t_morph, 3)
-        transforms.append(record)
-        log.write(record)
-        report(f"step {done}: {event}: {', '.join(applied) or 'nothing to do'}; {grow.describe(new_spec)}"
-               + (f"; probe change {record['max_abs_change']:.2e}" if cfg.check_transforms else ""))
-        if on_transform is not None:
-            on_transform(record, old_spec, host, new_spec, new_host)
-        if new_spec != spec:
-            spec = new_spec
-            step = build_step(spec)
-            fresh_step = True
-        state = jax.device_put(new_host)
-    search_seconds = time.time() - t0
+        self.transforms.append(record)
+        if cfg.verbose:
+            loop.report(f"step {done}: {event}: {', '.join(applied) or 'nothing to do'}; {grow.describe(new_spec)}"
+                        + (f"; probe change {record['max_abs_change']:.2e}" if cfg.check_transforms else ""))
+        if self.on_transform is not None:
+            self.on_transform(record, old_spec, host, new_spec, new_host)
+        self.spec = new_spec
+        return jax.device_put(new_host), [("metrics", record)], True  # a checkpoint right after every transform
 
-    host = jax.device_get(state)
-    arch = jax.tree_util.tree_map(np.asarray, host.arch)
-    derived = grow.derive(spec, arch)
-    model = task.make_model(spec)
-    scores = task.evaluate(model, _variables(host), relax_lib.softmax(host.arch))
-    result = {
-        **task.info, "schedule": cfg.schedule, "search_mode": cfg.search_mode, "steps": cfg.steps,
-        "start_spec": grow.spec_to_json(start_spec), "spec": grow.spec_to_json(spec),
-        "derived": grow.spec_to_json(derived),
-        "describe": {"start": grow.describe(start_spec), "grown": grow.describe(spec),
-                     "derived": grow.describe(derived)},
-        "arch": F.tree_to_lists(arch), "transforms": transforms, "params": F.count_params(host.params),
-        "train_loss": [first_loss, last_loss], **scores,
-        "compile_seconds": compile_seconds, "search_seconds": round(search_seconds, 3),
-        "seconds": round(time.time() - t0, 3),
-    }
-    log.write({"kind": "final", **{k: result[k] for k in ("describe", *scores)}})
-    log.result(result)
-    report(f"done in {result['seconds']:.1f} s; derived: {grow.describe(derived)}")
+    def finish(self, state, run):
+        cfg, task = self.cfg, self.task
+        host = jax.device_get(state)
+        arch = jax.tree_util.tree_map(np.asarray, host.arch)
+        derived = grow.derive(self.spec, arch)
+        scores = task.evaluate(task.make_model(self.spec), _variables(host), relax_lib.softmax(host.arch))
+        result = {
+            **task.info, "schedule": cfg.schedule, "search_mode": cfg.search_mode, "steps": cfg.steps,
+            "start_spec": grow.spec_to_json(self.start_spec), "spec": grow.spec_to_json(self.spec),
+            "derived": grow.spec_to_json(derived),
+            "describe": {"start": grow.describe(self.start_spec), "grown": grow.describe(self.spec),
+                         "derived": grow.describe(derived)},
+            "arch": F.tree_to_lists(arch), "transforms": self.transforms, "params": F.count_params(host.params),
+            "train_loss": [self.first_loss, self.last_loss], **scores,
+            "compile_seconds": self.compile_seconds, "search_seconds": round(run.seconds(), 3),
+        }
+        result["seconds"] = round(run.seconds(), 3)
+        run.log({"kind": "final", **{k: result[k] for k in ("describe", *scores)}})
+        run.write_json("result.json", result)
+        if cfg.verbose:
+            loop.report(f"done in {result['seconds']:.1f} s; derived: {grow.describe(derived)}")
+        return result
+
+
+def _search(cfg: GrowthConfig, task: _Task, kind: str, on_transform=None) -> dict:
+    options = None if cfg.workdir is None else loop.LoopOptions(
+        workdir=cfg.workdir, checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints,
+        log_every=cfg.log_every, progress=cfg.progress, debug_step_delay=cfg.debug_step_delay)
+    result, _ = loop.run_somewhere(RecurrentGrowthTask(cfg, task, kind, on_transform), options,
+                                   checkpoint_every=cfg.steps, log_every=cfg.log_every, progress=cfg.progress)
     return result
 
 

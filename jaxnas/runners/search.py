@@ -61,8 +61,7 @@ OPTIMIZATIONS = ("single-level", "bilevel-1st", "bilevel-2nd")
 STEP_MODES = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
-NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "devices",
-                       "inject_nan_at", "debug_step_delay")
+NON_IDENTITY_FIELDS = loop.RUN_FIELDS + ("devices", "inject_nan_at")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from jaxnas.runners.search import fit_images, loop_options
 from jaxnas.search.steps import accuracy, cross_entropy
 from jaxnas import data
 
-NON_IDENTITY_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "inject_nan_at")
+NON_IDENTITY_FIELDS = loop.RUN_FIELDS + ("inject_nan_at",)
 
 
 def load_genotype(source: str | dict):
@@ -116,6 +116,7 @@ class TrainConfig:
     log_every: int = 10
     progress: bool = True
     inject_nan_at: int | None = None
+    debug_step_delay: float = 0.0
 
     def __post_init__(self):
         load_genotype(self.genotype)  # validates
