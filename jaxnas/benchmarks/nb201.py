@@ -207,7 +207,7 @@ def _as_printed(value) -> float:
 
 @lru_cache(maxsize=1)
 def load() -> NB201Bench:
-    """Load the shipped table (about 0.1 s; cached)."""
+    """Load the shipped table (cached)."""
     path = resources.files("jaxnas").joinpath("resources/nb201/nb201.npz")
     with path.open("rb") as f, np.load(f) as z:
         arrays = {k: z[k] for k in z.files}

@@ -171,8 +171,9 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
     "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
     "prune_threshold": "prune_threshold",
 }
-_NOT_FOR_GROW = ("config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices", "warmup_epochs", "temperature", "hessian",
-                 "spos_candidates", "inject_nan_at", "w_lr", "a_lr", "weight_decay")
+_NOT_FOR_GROW = ("config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices",
+                 "warmup_epochs", "temperature", "hessian", "spos_candidates", "inject_nan_at", "w_lr", "a_lr",
+                 "weight_decay")
 
 
 def grow_config_from_args(args) -> GrowConfig:

@@ -47,7 +47,8 @@ def register(sub) -> None:
                    help="DARTS: final drop-path probability, reached linearly over the epochs (default 0.2)")
     p.add_argument("--cutout", type=int, default=d["cutout"], help="cutout size, 0 for none (default 16)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip/cutout")
-    p.add_argument("--conv-impl", choices=settings.CONV_IMPLS, help="convolution implementation (default auto: $JAXNAS_CONV_IMPL, else the backend per-kind choice)")
+    p.add_argument("--conv-impl", choices=settings.CONV_IMPLS, help="convolution implementation (default auto: "
+                   "$JAXNAS_CONV_IMPL, else the backend's per-kind choice)")
     p.add_argument("--eval-examples", type=int, help="evaluate on the first N test examples only")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--workdir", default=d["workdir"])
@@ -69,7 +70,8 @@ def _run(args) -> int:
         layers=args.layers, lr=args.lr, weight_decay=args.weight_decay, auxiliary_weight=args.auxiliary_weight,
         drop_path=args.drop_path, cutout=args.cutout, augment=not args.no_augment, eval_examples=args.eval_examples,
         seed=args.seed, workdir=args.workdir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-        inject_nan_at=args.inject_nan_at, debug_step_delay=args.debug_step_delay or 0.0, log_every=args.log_every, conv_impl=args.conv_impl or "auto",
+        inject_nan_at=args.inject_nan_at, debug_step_delay=args.debug_step_delay or 0.0, log_every=args.log_every,
+        conv_impl=args.conv_impl or "auto",
     )
     enable_compilation_cache()
     try:

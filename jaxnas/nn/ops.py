@@ -9,13 +9,10 @@ How a convolution or a pooling window is computed is chosen here, in one place, 
   matrix product over the concatenated slices (im2col), a depthwise one a sum of k*k multiply-adds, a pooling
   window a max/sum of k*k slices.
 
-On CPU (jax 0.10, 2 cores, forward+backward, see ``bench/conv_impl.py`` and the README) ``shift`` is much faster
-for depthwise convolutions and pooling (a 5x5 dilated depthwise conv at batch 16, 32x32x16: 0.55 ms forward against
-XLA's 42 ms; max pooling forward+backward 0.6 ms against 13 ms), while XLA's own dense convolutions are 1.2-2.5x
-faster than their ``shift`` (im2col) versions. The ``shift`` depthwise convolution and max pooling carry hand-written
-gradients (:func:`depthwise_shift`, :func:`max_pool_shift`): autodiff of k*k slices reduces every tap's gradient
-separately, which made a DARTS cell's backward pass several times slower than its forward. :data:`CPU_CHOICE`
-records the choice per kind;
+On XLA:CPU ``shift`` is faster for depthwise convolutions and pooling and XLA's own dense convolutions are faster
+than their ``shift`` (im2col) versions (docs/cpu-performance.md, ``bench/conv_impl.py``). The ``shift`` depthwise
+convolution and max pooling carry hand-written gradients (:func:`depthwise_shift`, :func:`max_pool_shift`), since
+autodiff of k*k slices reduces every tap's gradient separately. :data:`CPU_CHOICE` records the choice per kind;
 the ``conv_impl`` setting (``JAXNAS_CONV_IMPL=xla|shift``, or :func:`jaxnas.platform.settings.configure`) forces
 one implementation everywhere. Both
 implementations compute the same function (tests/test_ops.py).
@@ -91,10 +88,8 @@ def materialize(x: jax.Array) -> jax.Array:
 
     Why: XLA fuses chains of elementwise ops into one loop, and XLA:CPU vectorises a loop fusion only while it is
     small. Summing the shifted-window gradients of all the ops that read a cell node gave loops of 300+ taps that
-    ran as scalar code (``bench/fusion_size.py``: a sum of n 5x5 depthwise correlations at batch 64 costs about
-    1 ms per term up to n=4 and 6-14 ms per term from n=8). Materialising each op's input gradient keeps every
-    loop small: one DARTS search cell's forward+backward at batch 64 went from 1.45 s to 0.98 s (batch 16: 0.27 to
-    0.21 s; ``bench/darts_cell.py``, same run).
+    ran as scalar code. Materialising each op's input gradient keeps every loop small
+    (docs/cpu-performance.md, ``bench/fusion_size.py``).
     """
     return x + jnp.zeros((), x.dtype) * jnp.sum(x)
 
@@ -106,9 +101,7 @@ def fence_cotangent(x: jax.Array) -> jax.Array:
     XLA:CPU duplicates a producer into all its consumers when that costs no extra memory traffic, whatever it costs
     in arithmetic. In a supernet the gradient of a cell node is a sum of the input gradients of all the window ops
     that read the node, and each of its consumers (every op on every edge into the node, and their k*k shifted
-    windows) got its own copy: a 1-cell DARTS search network's weight gradient compiled to 377k HLO instructions in
-    100 s and ran 7x slower than the gradient in weights and architecture together (where the architecture gradient's
-    reductions happen to force the node gradient into memory). The backward pass here adds ``0 * sum(g)`` to the
+    windows) got its own copy (docs/cpu-performance.md). The backward pass here adds ``0 * sum(g)`` to the
     cotangent: a reduction that XLA cannot fuse into an elementwise consumer, so the cotangent is materialised. The
     value is unchanged wherever the cotangent is finite (an inf or NaN anywhere in it makes all of it NaN). Like
     every custom VJP it supports reverse mode (to any order) but not ``jax.jvp``.
@@ -158,8 +151,7 @@ def depthwise_shift(x: jax.Array, taps: jax.Array, stride: int, padding: int, di
     """Depthwise 2-D correlation (NHWC input, (k, k, C) taps) as a sum of k*k shifted slices.
 
     Its gradient is written by hand. The tap gradient is one variadic reduction that reads the input and the output
-    gradient once for all k*k taps; autodiff of the slices sums every tap separately, which took 45% of a DARTS
-    search cell's forward+backward on CPU and was 9x slower for a 5x5 kernel. The input gradient is a depthwise
+    gradient once for all k*k taps (autodiff of the slices sums every tap separately: docs/cpu-performance.md). The input gradient is a depthwise
     correlation of the dilated, padded output gradient with the flipped taps (one fused pass). The rules are made of
     jax ops and of these functions, so they can be differentiated again (second-order DARTS).
     """
@@ -186,7 +178,7 @@ def _input_grad(g, taps, in_hw, stride, padding, dilation):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _tap_grads(x, g, kernel: int, stride: int, padding: int, dilation: int):
     """(k, k, C): sum over batch and positions of view_t(x) * g for every tap t, i.e. depthwise_shift's gradient in
-    its taps. One variadic reduction reads x and g once for all k*k taps (k*k separate sums were 9x slower)."""
+    its taps. One variadic reduction reads x and g once for all k*k taps."""
     views = _shifted_slices(_pad_hw(x, padding), kernel, stride, dilation, g.shape[1:3])
     prods = tuple(v * g for v in views)
     zeros = tuple(jnp.zeros((), g.dtype) for _ in prods)

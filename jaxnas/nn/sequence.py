@@ -12,12 +12,7 @@ and follow the supernet calling convention, so :func:`jaxnas.search.make_step` t
 with ``weights`` the cell's edge weights (``None`` for a fixed cell such as an LSTM). The cell runs under
 ``flax.linen.scan`` (parameters broadcast over time, batch statistics carried), so a window of 168 steps compiles
 one step body, not 168 copies of it.
-
-Measured on the shared 2-core CPU (jax 0.10.2), one jitted Adam step of a :class:`Forecaster` on windows of 168
-steps: with a 32-unit GRU at batch 32, ``nn.scan`` compiles in 0.9 s and runs in 6 ms, ``unroll=4`` / ``8`` in
-1.6 s / 2.0 s and 8 / 13 ms, the unrolled python loop (``use_scan=False``) in 356 s and 213 ms. On exchange_rate at
-batch 128 with the :mod:`jaxnas.nn.recurrent` cells (50 units): GRU 1.8 s compile, 52 ms per step; LSTM 2.1 s, 84 ms;
-the DARTS search cell (8 nodes), first-order bi-level step (two forward+backward passes): 18 s, 10.6 s.
+(``use_scan=False`` unrolls a python loop instead, far slower to compile: docs/cpu-performance.md.)
 """
 
 from __future__ import annotations

@@ -220,13 +220,10 @@ class DartsSearchNetwork(nn.Module):
     """The DARTS search network (C=16, 8 cells, reductions at 1/3 and 2/3 of the depth, stem multiplier 3).
 
     ``nest_cells=True`` runs every cell as the branch of a conditional, so that XLA:CPU compiles each cell's forward
-    and backward as a nested program. XLA:CPU orders the kernels of a program by comparing every pair (quadratic
-    time and memory; ~4,500 kernels per cell in a search step), and nesting keeps each sequence short: the flat
-    8-cell first-order step as one program did not compile within 19 GB on a 2-core machine; nested, it compiled in
-    752 s and 8.5 GB. The price is speed: nested cells run 3.3x slower (2-cell step, batch 16: 2.61 s against
-    0.79 s flat). On CPU :func:`jaxnas.search.make_step` now splits the bi-level steps into programs of one gradient
-    each, which compile flat (8 cells: 585 s, 3.9 s per step), so the default is flat (``None`` or ``False``).
-    Results are the same either way.
+    and backward as a nested program: XLA:CPU orders the kernels of a program by comparing every pair, and nesting
+    keeps each sequence short, at a cost in speed. The default is flat (``None`` or ``False``): on CPU
+    :func:`jaxnas.search.make_step` splits bi-level steps into programs of one gradient each instead
+    (docs/cpu-performance.md has the figures). Results are the same either way.
     """
 
     C: int = 16

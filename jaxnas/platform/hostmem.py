@@ -1,16 +1,13 @@
 """The host allocator under XLA:CPU: huge pages for its buffers, optionally freed memory kept (no JAX import here).
 
 XLA:CPU allocates each program's buffers afresh at every call and glibc hands large blocks back to the OS on free,
-so every step faults in and zero-fills its whole working set again: the DARTS first-order search step at batch 64
-takes 2.03 million minor page faults (about 8 GB of 4 KB pages) per step. Two remedies, chosen with
+so every step faults in and zero-fills its whole working set again (docs/cpu-performance.md). Two remedies, chosen
+with
 ``JAXNAS_CPU_MALLOC``:
 
 - ``hugepages`` (what the ``jaxnas`` command uses unless told otherwise): glibc's ``glibc.malloc.hugetlb=1`` tunable,
-  which asks the kernel for transparent huge pages (2 MB) for malloc's memory. 8.9 thousand faults per step instead
-  of 2.03 million, 17.2 s per step instead of 19.1 s, peak 13.7 GB instead of 14.3 (``bench/search_steps.py``, DARTS
-  8 cells, batch 64, first order, before ``ops.materialize``); the normal cell at batch 64: 1.53 s per call instead
-  of 2.0 s. glibc reads tunables only when a process starts, so the command re-executes itself once with
-  ``GLIBC_TUNABLES`` set
+  which asks the kernel for transparent huge pages (2 MB) for malloc's memory. glibc reads tunables only when a
+  process starts, so the command re-executes itself once with ``GLIBC_TUNABLES`` set
   (:func:`reexec_with_hugepages`); a library user sets ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` before starting
   Python. Needs glibc 2.35+ and transparent huge pages in ``madvise`` (or ``always``) mode.
 - ``keep`` (opt-in): huge pages, and glibc keeps freed memory for reuse (:func:`keep_host_memory`): no faults at
@@ -94,12 +91,9 @@ def keep_host_memory() -> bool:
     """Make glibc's malloc keep and reuse freed memory instead of handing it back to the OS.
 
     XLA:CPU allocates each program's temporary buffers at every call; glibc serves blocks above 32 MB with fresh
-    ``mmap`` pages and unmaps them on free, so every step faults in and zero-fills its whole working set again
-    (a DARTS normal cell's forward+backward at batch 64: 388k page faults per call, 30% of its time in the kernel,
-    ``perf``). With ``mmap`` off, no trimming and one arena, the pages are reused: 0 faults per call. The price:
-    the process's resident memory stays at its peak, and the compiler's freed memory is kept too: the 8-cell DARTS
-    first-order step at batch 64 ran 20.1 s instead of 23.9 s per step but peaked at 17.7 GB instead of 12.7 GB
-    (``bench/search_steps.py``). So it is opt-in: ``JAXNAS_CPU_MALLOC=keep`` (the CLI and the benchmark call this
+    ``mmap`` pages and unmaps them on free, so every step faults in and zero-fills its whole working set again.
+    With ``mmap`` off, no trimming and one arena, the pages are reused. The price: the process's resident memory
+    stays at its peak, and the compiler's freed memory is kept too (docs/cpu-performance.md). So it is opt-in: ``JAXNAS_CPU_MALLOC=keep`` (the CLI and the benchmark call this
     first thing, before ``import jax``; this module imports nothing of JAX). Returns whether it applied (False
     unless asked for, on non-glibc systems, or once JAX is imported).
     """

@@ -1,9 +1,8 @@
 """XLA compiler options that jaxnas passes to its jitted steps.
 
 On CPU the steps are compiled with XLA's memory-optimised scheduler instead of its default, concurrency-optimised
-one. Measured on the DARTS search cell (C=16, batch 16, 32x32, forward+backward, 2 cores; ``bench/darts_cell.py``):
-0.418 s per call instead of 0.484 s, 1.6 GB peak while compiling instead of 1.7 GB. It does not make a whole DARTS
-search step compile (see the README). ``JAXNAS_CPU_SCHEDULER=default`` keeps XLA's default.
+one (faster and smaller on the DARTS search cell: docs/cpu-performance.md). ``JAXNAS_CPU_SCHEDULER=default`` keeps
+XLA's default.
 Other backends get no options.
 """
 

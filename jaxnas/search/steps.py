@@ -104,8 +104,8 @@ def init_search_state(
     k_init, k_state = jax.random.split(key)
     weights = relax_lib.softmax(arch)
     try:
-        # lazy_init runs only the parameter initialisers, eagerly: jitting the DARTS search network's init (with or
-        # without the forward pass) spent 7 minutes compiling its ~1,400 random initialisers; eagerly they take 22 s
+        # lazy_init runs only the parameter initialisers, eagerly: jitting them compiles every random initialiser of
+        # the supernet (docs/cpu-performance.md: minutes for the DARTS search network)
         variables = model.lazy_init(k_init, jax.ShapeDtypeStruct(sample_input.shape, sample_input.dtype), weights,
                                     train=False)
     except (TypeError, KeyError, IndexError) as e:
@@ -285,9 +285,8 @@ def weight_value_and_grad(objective: Callable[[Any, Any], tuple[jax.Array, Any]]
 
     Why: XLA:CPU compiles the gradient in the weights alone into a program that recomputes each node's gradient
     inside every op that reads it (its fusion heuristics); the architecture gradient's reductions force those
-    gradients into memory. The NB201 supernet (C=16, N=5, batch 64): weights alone 9.9 s per call (53 s to
-    compile), weights with the tied architecture gradient 1.84 s (23 s); ``fence_cotangent`` on the cell nodes
-    is not enough there. The tie adds nothing where the architecture gradient is finite.
+    gradients into memory (docs/cpu-performance.md). The tie adds nothing where the architecture gradient is
+    finite.
     """
     (value, aux), (g_w, g_a) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, arch)
     tie = 0.0 * sum((jnp.sum(g) for g in jax.tree_util.tree_leaves(g_a)), jnp.zeros((), jnp.float32))
@@ -346,8 +345,7 @@ def make_step(
         supernet (the arch gradient; the weight update; second order: the unrolled weights, the val gradient, the
         mixed second derivative), instead of one program. The same function, equal up to float rounding. Default
         (None): split on CPU without a mesh, where XLA's compile time grows with the square of a program's kernel
-        count (the 8-cell DARTS first-order step compiles as one program in 752 s with nested cells and runs at
-        10.8 s per step; split, flat, see the README); one program elsewhere. The single-level and weight-only
+        count (docs/cpu-performance.md); one program elsewhere. The single-level and weight-only
         steps are one gradient and always one program. The split step has ``.programs`` (its jitted parts).
     """
     if mode not in MODES:
