@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jaxnas import registry
@@ -158,6 +159,13 @@ def register(sub) -> None:
                    "forecasting (--dataset: exchange_rate, ETTh1 or a CSV; --horizon)")
     s.add_argument("--horizon", type=int, help="grow-rnn forecasting: steps ahead (default 24)")
     s.add_argument("--transform-every", type=int, help="grow-rnn: steps between transforms (default 100)")
+    m = p.add_argument_group("multi-host image search: run the same command in every process; the batch is split "
+                             "over all devices of all processes, process 0 writes the files (docs/multi-host.md)")
+    m.add_argument("--distributed", action="store_true",
+                   help="jax.distributed.initialize() with no arguments (TPU pods, Slurm, ... are detected)")
+    m.add_argument("--coordinator", help="HOST:PORT of process 0 (with --num-processes and --process-id)")
+    m.add_argument("--num-processes", type=int, help="how many processes take part")
+    m.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
     p.add_argument("--inject-nan-at", type=int, help=argparse.SUPPRESS)  # test hook
     p.add_argument("--debug-step-delay", type=float, help=argparse.SUPPRESS)  # test hook
     p.set_defaults(func=_run)
@@ -171,13 +179,13 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
     "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
     "prune_threshold": "prune_threshold",
 }
-_NOT_FOR_GROW = ("config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices",
+_NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices",
                  "warmup_epochs", "temperature", "hessian", "spos_candidates", "inject_nan_at", "w_lr", "a_lr",
                  "weight_decay")
 
 
 def grow_config_from_args(args) -> GrowConfig:
-    unused = [f"--{d.replace('_', '-')}" for d in _NOT_FOR_GROW if getattr(args, d, None) is not None]
+    unused = [f"--{d.replace('_', '-')}" for d in _NOT_FOR_GROW if getattr(args, d, None) not in (None, False)]
     if unused:
         raise ValueError(f"{', '.join(unused)} do(es) not apply to a growing search (--grow)")
     changes = {field: getattr(args, dest) for dest, field in _GROW_FLAGS.items() if getattr(args, dest) is not None}
@@ -308,6 +316,20 @@ def _run_sequence_growth(args, entry) -> int:
     return 0
 
 
+def start_distributed(args) -> None:
+    """``jax.distributed.initialize`` from the multi-host flags (nothing without them)."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in explicit):
+        if any(v is None for v in explicit):
+            raise ValueError("--coordinator, --num-processes and --process-id go together")
+        if not 0 <= args.process_id < args.num_processes:
+            raise ValueError(f"--process-id must be in 0..{args.num_processes - 1}, got {args.process_id}")
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    elif args.distributed:
+        jax.distributed.initialize()
+
+
 def _run(args) -> int:
     task = registry.get_entry(args.space).task if args.space is not None else "image"
     if task == "sequence":
@@ -317,6 +339,7 @@ def _run(args) -> int:
     if args.grow is not None or task == "image-growth":
         return _run_grow(args)
     config = config_from_args(args)
+    start_distributed(args)
     enable_compilation_cache()
     try:
         result = run_search(config)

@@ -133,11 +133,18 @@ class Checkpoints:
     def manager(self):
         if self._manager is None:
             ocp = self._ocp
+            this, alone = jax.process_index(), jax.process_count() > 1
+            if alone:  # orbax creates the folder only for all processes together
+                self.directory.mkdir(parents=True, exist_ok=True)
             options = ocp.CheckpointManagerOptions(
                 max_to_keep=self.keep,
-                create=True,
+                create=not alone,
                 enable_async_checkpointing=False,  # a checkpoint is complete when save() returns
                 cleanup_tmp_directories=True,  # a save killed half-way leaves a temporary directory: drop it
+                # several processes (multi-host): each manager works alone, no barrier with the others; the
+                # runners let process 0 alone save
+                multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=this, active_processes={this})
+                if alone else ocp.options.MultiprocessingOptions(),
             )
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         return self._manager

@@ -237,8 +237,19 @@ def report(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
 
 
+def host(tree):
+    """``tree`` in host memory. Arrays replicated over the devices of several processes are read from this
+    process's first shard (every shard holds the same values)."""
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            x = x.addressable_data(0)
+        return jax.device_get(x)
+
+    return jax.tree_util.tree_map(get, tree)
+
+
 def scalars(metrics) -> dict[str, float]:
-    return {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
+    return {k: float(np.asarray(v)) for k, v in host(metrics).items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -290,7 +301,7 @@ def run(task: Task, options: LoopOptions):
 
     def save(done: int) -> None:
         if is_writer:
-            ckpts.save(done, state, {"identity": identity, "global_step": done, "epoch_sums": sums,
+            ckpts.save(done, host(state), {"identity": identity, "global_step": done, "epoch_sums": sums,
                                      "log_bytes": {n: log.size() for n, log in logs.items()}, "task": task.meta()})
 
     show = options.progress and settings.current().progress
@@ -350,4 +361,4 @@ def run_somewhere(task: Task, options: LoopOptions | None, **option_fields):
 
 
 __all__ = ["RUN_FIELDS", "DivergedError", "JsonLines", "identity_of", "LoopOptions", "Run", "Task", "check_workdir", "config_json", "differences",
-           "plain_value", "report", "run", "run_somewhere", "scalars", "write_json"]
+           "host", "plain_value", "report", "run", "run_somewhere", "scalars", "write_json"]

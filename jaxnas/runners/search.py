@@ -354,7 +354,13 @@ class ImageSearchTask(loop.Task):
         self.config, self.identity = cfg.to_json(), cfg.identity()
         self.advice = f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data"
         self.mode = cfg.step_mode
-        if cfg.devices > 1:
+        self.processes = jax.process_count()
+        if self.processes > 1:  # multi-host: every device of every process, each process feeds its rows
+            self.mesh = parallel.data_mesh()
+            if cfg.batch_size % jax.device_count():
+                raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over the {jax.device_count()} "
+                                 f"devices of the {self.processes} processes")
+        elif cfg.devices > 1:
             if cfg.devices > jax.device_count():
                 raise ValueError(f"--devices {cfg.devices}: only {jax.device_count()} device(s) available")
             self.mesh = parallel.data_mesh(jax.devices()[: cfg.devices])
@@ -378,21 +384,30 @@ class ImageSearchTask(loop.Task):
     def place(self, state):
         return parallel.replicate(state, self.mesh) if self.mesh is not None else jax.device_put(state)
 
+    def _batch(self, half, epoch, i, stream):
+        """The global batch, or in a multi-process run this process's rows of it as a global array."""
+        cfg = self.cfg
+        x, y = data.batch_at(half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=stream)
+        if cfg.inject_nan_at is not None and epoch * self.steps_per_epoch + i == cfg.inject_nan_at and stream == 0:
+            x = np.full_like(x, np.nan)
+        if self.processes == 1:
+            return x, y
+        rows = slice(jax.process_index() * cfg.batch_size // self.processes,
+                     (jax.process_index() + 1) * cfg.batch_size // self.processes)
+        return parallel.shard_batch((x[rows], y[rows]), self.mesh)
+
     def step(self, state, index):
         cfg = self.cfg
         epoch, i = divmod(index, self.steps_per_epoch)
-        x, y = data.batch_at(self.w_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=0)
-        if cfg.inject_nan_at is not None and index == cfg.inject_nan_at:
-            x = np.full_like(x, np.nan)
+        batch = self._batch(self.w_half, epoch, i, 0)
         if epoch < cfg.warmup_epochs or self.mode == "weights":
-            return self.steps["weights"](state, (x, y))
+            return self.steps["weights"](state, batch)
         if self.mode == "single":
-            return self.steps[self.mode](state, (x, y))
-        val = data.batch_at(self.a_half, cfg.seed, epoch, i, cfg.batch_size, cfg.augment, stream=1)
-        return self.steps[self.mode](state, (x, y), val)
+            return self.steps[self.mode](state, batch)
+        return self.steps[self.mode](state, batch, self._batch(self.a_half, epoch, i, 1))
 
     def _genotype(self, state):
-        g = self.space.derive(jax.device_get(state.arch))
+        g = self.space.derive(loop.host(state.arch))
         return self.space.to_json(g), self.space.format(g)
 
     def epoch_fields(self, state, epoch):
@@ -407,7 +422,7 @@ class ImageSearchTask(loop.Task):
 
     def finish(self, state, run):
         cfg, space = self.cfg, self.space
-        host_state = jax.device_get(state)
+        host_state = loop.host(state)
         arch_final = jax.tree_util.tree_map(np.asarray, host_state.arch)
         if cfg.method == "spos":
             genotype, candidates = spos_select(self.model, host_state, space, self.a_half, cfg)
