@@ -125,7 +125,7 @@ def forecast_rows(args, dataset: str, horizon: int, emit, done=frozenset()) -> N
         n = args.darts_nodes
         searched = F.run_forecast(dataclasses.replace(
             train_cfg, cell=lambda h: recurrent.DartsRnnSearchCell(hidden=h, steps=n), arch=space.init_arch,
-            steps=args.search_steps, eval_every=None, search_mode="bilevel-1st", arch_lr=args.arch_lr))
+            steps=args.search_steps, eval_every=None, optimization="bilevel-1st", a_lr=args.a_lr))
         genotype = space.derive({"rnn": np.asarray(searched["arch"]["rnn"])})
         trained = F.run_forecast(dataclasses.replace(
             train_cfg, cell=lambda h: recurrent.DartsRnnCell(hidden=h, genotype=genotype)))
@@ -141,7 +141,7 @@ def forecast_rows(args, dataset: str, horizon: int, emit, done=frozenset()) -> N
             dataset=dataset, horizon=horizon, hidden=args.hidden,
             nodes=args.max_nodes if schedule == "fixed" else args.start_nodes, max_nodes=args.max_nodes,
             schedule=schedule, transform_every=args.transform_every, prune_threshold=args.prune_threshold,
-            steps=args.search_steps, batch_size=args.batch_size, lr=args.lr, arch_lr=args.arch_lr,
+            steps=args.search_steps, batch_size=args.batch_size, lr=args.lr, a_lr=args.a_lr,
             seed=args.seed, verbose=True)
         searched = G.run_growing_forecast(cfg)
         derived = grow.spec_from_json(searched["derived"])
@@ -184,7 +184,7 @@ def ptb_rows(args, emit, done=frozenset()) -> None:
     cfg = G.GrowLMConfig(hidden=H, embed_dim=H, nodes=args.start_nodes, max_nodes=args.max_nodes,
                          schedule="grow-then-prune", transform_every=max(1, args.ptb_search_steps // 5),
                          prune_threshold=args.prune_threshold, steps=args.ptb_search_steps, batch_size=20, bptt=35,
-                         lr=3e-3, arch_lr=args.arch_lr, seed=args.seed, eval_windows=20, verbose=True)
+                         lr=3e-3, a_lr=args.a_lr, seed=args.seed, eval_windows=20, verbose=True)
     searched = G.run_growing_lm(cfg)
     derived = grow.spec_from_json(searched["derived"])
     trained = G.retrain_lm(derived, searched["arch"], train_cfg)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 
@@ -27,8 +27,7 @@ from jaxnas.spaces import DartsRnnSpace, DartsSpace, NB201Space
 TASKS = ("image", "sequence", "image-growth", "sequence-growth")
 
 
-@dataclasses.dataclass(frozen=True)
-class Sizes:
+class Sizes(NamedTuple):
     """Default ``width`` and ``depth`` of one use of a space."""
 
     width: int

@@ -32,8 +32,8 @@ DARTS_OPTIM = OptimConfig(w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_d
 
 
 def get_config(variant: str = "second_order") -> SearchConfig:
-    full = SearchConfig(space="darts", method="darts", optimization="bilevel-2nd", dataset="cifar10", image_size=32,
-                        epochs=50, steps_per_epoch=None, batch_size=64, channels=16, layers=8, seed=0,
+    full = SearchConfig(space="darts", relaxation="darts", optimization="bilevel-2nd", dataset="cifar10", image_size=32,
+                        epochs=50, steps_per_epoch=None, batch_size=64, width=16, depth=8, seed=0,
                         optim=DARTS_OPTIM, checkpoint_every=500, log_every=50, workdir="runs/darts_cifar10",
                         conv_impl=None)  # the platform's choice: xla on GPU/TPU; per kind on CPU (3x faster steps
     #                                      than xla everywhere for this network, slower to compile)
@@ -43,7 +43,7 @@ def get_config(variant: str = "second_order") -> SearchConfig:
         return full.replace(optimization="bilevel-1st", workdir="runs/darts_cifar10_v1")
     if variant == "quick":
         return full.replace(optimization="bilevel-1st", dataset="embedded", epochs=2, steps_per_epoch=10,
-                            batch_size=16, channels=4, layers=5, checkpoint_every=10, log_every=5,
+                            batch_size=16, width=4, depth=5, checkpoint_every=10, log_every=5,
                             workdir="runs/darts_quick", conv_impl="xla")  # 20 steps: compile time dominates
     raise ValueError(f"unknown variant {variant!r} of darts_cifar10_search.py; allowed: second_order, first_order, "
                      "quick")

@@ -24,14 +24,14 @@ NB201_OPTIM = OptimConfig(w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_nesterov
 
 
 def get_config(variant: str = "darts") -> SearchConfig:
-    full = SearchConfig(space="nb201", method="darts", optimization="bilevel-1st", dataset="cifar10", image_size=32,
-                        epochs=50, steps_per_epoch=None, batch_size=64, channels=16, layers=5, seed=0,
+    full = SearchConfig(space="nb201", relaxation="darts", optimization="bilevel-1st", dataset="cifar10", image_size=32,
+                        epochs=50, steps_per_epoch=None, batch_size=64, width=16, depth=5, seed=0,
                         optim=NB201_OPTIM, checkpoint_every=500, log_every=50, workdir="runs/nb201_darts")
     if variant == "darts":
         return full
     if variant == "gdas":
         return full.replace(method="gdas", epochs=250, workdir="runs/nb201_gdas")  # auto: tau 10 -> 0.1
     if variant == "quick":
-        return full.replace(dataset="embedded", epochs=3, steps_per_epoch=25, batch_size=32, channels=8, layers=1,
+        return full.replace(dataset="embedded", epochs=3, steps_per_epoch=25, batch_size=32, width=8, depth=1,
                             checkpoint_every=25, log_every=5, workdir="runs/nb201_quick")
     raise ValueError(f"unknown variant {variant!r} of nb201_search.py; allowed: darts, gdas, quick")

@@ -1,8 +1,8 @@
 """``jaxnas describe``: parameters, FLOPs and genotype of a network or supernet, as JSON.
 
-    jaxnas describe --space darts --genotype DARTS_V2 --channels 36 --layers 20 --auxiliary
-    jaxnas describe --space darts --supernet --channels 16 --layers 8
-    jaxnas describe --space darts-rnn --genotype DARTS_V2 --hidden 850
+    jaxnas describe --space darts --genotype DARTS_V2 --width 36 --depth 20 --auxiliary
+    jaxnas describe --space darts --supernet --width 16 --depth 8
+    jaxnas describe --space darts-rnn --genotype DARTS_V2 --width 850
     jaxnas describe --space nb201 --arch '|nor_conv_3x3~0|+|...|' --dataset cifar100
 """
 
@@ -51,8 +51,8 @@ def describe(
     genotype: str | None = None,
     supernet: bool = False,
     dataset: str = "cifar10",
-    channels: int | None = None,
-    layers: int | None = None,
+    width: int | None = None,
+    depth: int | None = None,
     auxiliary: bool = False,
 ) -> Description:
     """Build the requested model (shapes only, nothing is allocated) and count its parameters and FLOPs.
@@ -64,7 +64,7 @@ def describe(
     if supernet == (genotype is not None):
         raise ValueError("give either a genotype (--genotype/--arch) or --supernet")
     sizes = entry.paper_supernet if supernet else entry.paper_network
-    width, depth = channels or sizes.width, layers or sizes.depth
+    width, depth = width or sizes.width, depth or sizes.depth
     if entry.task == "sequence":
         return describe_cell(entry, space, genotype=genotype, supernet=supernet, hidden=width)
     if dataset not in DATASET_SHAPES:
@@ -110,22 +110,23 @@ def register(sub) -> None:
     g.add_argument("--arch", dest="genotype", help="alias of --genotype (NB201 arch strings)")
     g.add_argument("--supernet", action="store_true", help="describe the search supernet instead")
     p.add_argument("--dataset", default="cifar10", choices=sorted(DATASET_SHAPES))
-    p.add_argument("--channels", "--hidden", type=int, help="initial channels C (default: 16, DARTS evaluation network "
-                   "36); darts-rnn: hidden units (default 850)")
-    p.add_argument("--layers", "--cells", type=int,
-                   help="DARTS: number of cells (default 20, supernet 8); NB201: cells per stage N (default 5)")
+    p.add_argument("--width", "--channels", "--hidden", dest="width", type=int,
+                   help="channels C (default: the published network's: NB201 16, DARTS 36, its supernet 16); "
+                        "darts-rnn: hidden units (default 850)")
+    p.add_argument("--depth", "--layers", "--cells", dest="depth", type=int,
+                   help="DARTS: cells (default 20, supernet 8); NB201: cells per stage N (default 5)")
     p.add_argument("--auxiliary", action="store_true", help="DARTS network: build the auxiliary head too")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    for name in ("channels", "layers"):
+    for name in ("width", "depth"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be a positive integer, got {value}")
     d = describe(
         args.space, genotype=args.genotype, supernet=args.supernet, dataset=args.dataset,
-        channels=args.channels, layers=args.layers, auxiliary=args.auxiliary,
+        width=args.width, depth=args.depth, auxiliary=args.auxiliary,
     )
     print(json.dumps(d.to_json(), indent=1))
     return 0

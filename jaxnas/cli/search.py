@@ -4,7 +4,7 @@
     jaxnas search --space nb201 --method gdas --epochs 5 --steps-per-epoch 50 --workdir runs/gdas
     jaxnas search --config experiments/configs/nb201_search.py:quick
     jaxnas search --space darts --method darts --optimization bilevel-2nd --dataset cifar10 --epochs 50 \\
-        --batch-size 64 --channels 16 --layers 8 --workdir runs/darts --devices 8
+        --batch-size 64 --width 16 --depth 8 --workdir runs/darts --devices 8
 
     jaxnas search --space grow-conv --grow grow-then-prune --epochs 6 --workdir runs/grow   # growth by morphisms
     jaxnas search --grow interleaved --max-nodes 4 --max-width 16 --prune-threshold 0.15  # (--grow: grow-conv)
@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxnas import registry
+from jaxnas import registry, relax
 from jaxnas.nn import grow
 from jaxnas.platform import settings
 from jaxnas.platform.cache import enable_compilation_cache
@@ -68,9 +68,9 @@ def load_config_file(spec: str):
 
 
 _FLAGS = {  # argparse dest -> SearchConfig field
-    "space": "space", "method": "method", "optimization": "optimization", "dataset": "dataset",
+    "space": "space", "method": "relaxation", "optimization": "optimization", "dataset": "dataset",
     "image_size": "image_size", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
-    "batch_size": "batch_size", "channels": "channels", "layers": "layers", "seed": "seed", "workdir": "workdir",
+    "batch_size": "batch_size", "width": "width", "depth": "depth", "seed": "seed", "workdir": "workdir",
     "devices": "devices", "warmup_epochs": "warmup_epochs", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "temperature": "temperature", "hessian": "hessian",
     "spos_candidates": "spos_candidates", "conv_impl": "conv_impl", "inject_nan_at": "inject_nan_at",
@@ -105,18 +105,19 @@ def register(sub) -> None:
     p.add_argument("--config", help="a python config file with get_config() (path.py or path.py:variant); "
                    "flags given here override its values")
     p.add_argument("--space", choices=searchable_spaces(), help=f"search space (default {d.space})")
-    p.add_argument("--method", choices=METHODS, help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), "
-                   f"asap (sigmoid), spos (uniform single path) (default {d.method})")
-    p.add_argument("--optimization", choices=OPTIMIZATIONS, help=f"default {d.optimization}; spos ignores it")
+    p.add_argument("--method", choices=METHODS + tuple(sorted(relax.RELAXATIONS)), help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), "
+                   f"asap (sigmoid), spos (uniform single path), or a relaxation's name (default {d.relaxation})")
+    p.add_argument("--optimization", choices=tuple(OPTIMIZATIONS), help=f"default {d.optimization}; spos ignores it")
     p.add_argument("--dataset", help=f"data set name or path (default {d.dataset}: the Fashion-MNIST subset "
                    "shipped with jaxnas)")
     p.add_argument("--image-size", type=int, help=f"pad or centre-crop images to this size (default {d.image_size})")
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     p.add_argument("--steps-per-epoch", type=int, help=f"cap on steps per epoch (default {d.steps_per_epoch})")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--channels", type=int, help="supernet width C (default: the space's, 8 for nb201 and darts)")
-    p.add_argument("--layers", "--cells", dest="layers", type=int,
-                   help="NB201: cells per stage N (default 1); DARTS: cells (default 5)")
+    p.add_argument("--width", "--channels", dest="width", type=int,
+                   help="supernet width C (default: the space's, 8 for nb201 and darts)")
+    p.add_argument("--depth", "--layers", "--cells", dest="depth", type=int,
+                   help="supernet depth: NB201 cells per stage N, DARTS cells (default: the space's, 1 and 5)")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--workdir", help=f"outputs, logs and checkpoints (default {d.workdir})")
     p.add_argument("--devices", type=int, help="data parallel over this many devices (default 1)")
@@ -136,8 +137,8 @@ def register(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("growing search (--grow): a GrowConvNet that grows by function-preserving morphisms; "
-                             "uses --dataset --image-size --epochs --steps-per-epoch --batch-size --channels "
-                             "(starting width) --cells --optimization --seed --workdir --checkpoint-every --log-every")
+                             "uses --dataset --image-size --epochs --steps-per-epoch --batch-size --width "
+                             "(starting width) --depth --optimization --seed --workdir --checkpoint-every --log-every")
     g.add_argument("--grow", choices=SCHEDULES, help="grow-then-prune or interleaved (see jaxnas.runners.grow)")
     gd = GrowConfig()
     g.add_argument("--nodes", type=int, help=f"starting nodes per cell (default {gd.nodes})")
@@ -150,7 +151,7 @@ def register(sub) -> None:
                    f"{gd.prune_threshold})")
     s = p.add_argument_group("sequence search (--space darts-rnn): the recurrent cell searched on word-level "
                              "language modelling (PTB format); uses --method --optimization --seed --workdir "
-                             "--log-every --a-lr --channels (hidden units)")
+                             "--log-every --a-lr --width (hidden units)")
     s.add_argument("--steps", type=int, help="training steps (default 1000)")
     s.add_argument("--data-dir", help="a folder with train.txt, valid.txt, test.txt (default: the shipped PTB "
                    "valid/test files)")
@@ -173,7 +174,7 @@ def register(sub) -> None:
 
 _GROW_FLAGS = {  # argparse dest -> GrowConfig field
     "dataset": "dataset", "image_size": "image_size", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
-    "batch_size": "batch_size", "channels": "width", "layers": "cells", "optimization": "optimization",
+    "batch_size": "batch_size", "width": "width", "depth": "depth", "optimization": "optimization",
     "seed": "seed", "workdir": "workdir", "checkpoint_every": "checkpoint_every", "log_every": "log_every",
     "conv_impl": "conv_impl", "debug_step_delay": "debug_step_delay", "nodes": "nodes", "max_nodes": "max_nodes",
     "max_width": "max_width", "width_step": "width_step", "grow_epochs": "grow_epochs",
@@ -220,11 +221,10 @@ def searchable_spaces() -> tuple[str, ...]:
     return tuple(sorted(registry.space_names()))
 
 
-_SEQUENCE_FLAGS = {"steps": "steps", "data_dir": "data_dir", "bptt": "bptt", "channels": "hidden", "seed": "seed",
+_SEQUENCE_FLAGS = {"steps": "steps", "data_dir": "data_dir", "bptt": "bptt", "width": "hidden", "seed": "seed",
                    "workdir": "workdir", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
-                   "optimization": "search_mode", "method": "relaxation", "a_lr": "arch_lr",
+                   "optimization": "optimization", "method": "relaxation", "a_lr": "a_lr",
                    "debug_step_delay": "debug_step_delay"}
-_SEQUENCE_OPTIMIZATION = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
 
 
 def sequence_config_from_args(args, entry):
@@ -235,8 +235,6 @@ def sequence_config_from_args(args, entry):
         raise ValueError(f"{', '.join('--' + u.replace('_', '-') for u in unused)} do(es) not apply to a "
                          f"{entry.name} search")
     changes = {field: getattr(args, dest) for dest, field in _SEQUENCE_FLAGS.items() if getattr(args, dest) is not None}
-    if "search_mode" in changes:
-        changes["search_mode"] = _SEQUENCE_OPTIMIZATION[changes["search_mode"]]
     changes.setdefault("workdir", SearchConfig().workdir)
     changes.setdefault("hidden", entry.quick_supernet.width)
     changes["progress"] = not args.no_progress
@@ -266,10 +264,10 @@ def _run_sequence(args, entry) -> int:
 
 
 _SEQUENCE_GROWTH_FLAGS = {  # argparse dest -> GrowthConfig field (both tasks)
-    "steps": "steps", "channels": "hidden", "nodes": "nodes", "max_nodes": "max_nodes", "max_width": "max_hidden",
+    "steps": "steps", "width": "hidden", "nodes": "nodes", "max_nodes": "max_nodes", "max_width": "max_hidden",
     "width_step": "hidden_step", "prune_threshold": "prune_threshold", "transform_every": "transform_every",
     "seed": "seed", "workdir": "workdir", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
-    "batch_size": "batch_size", "a_lr": "arch_lr", "debug_step_delay": "debug_step_delay",
+    "batch_size": "batch_size", "a_lr": "a_lr", "debug_step_delay": "debug_step_delay",
 }
 _FORECAST_FLAGS = {"dataset": "dataset", "horizon": "horizon"}
 _LM_FLAGS = {"data_dir": "data_dir", "bptt": "bptt"}
@@ -289,9 +287,7 @@ def sequence_growth_config_from_args(args):
     if args.grow is not None:
         changes["schedule"] = args.grow
     if args.optimization is not None:
-        changes["search_mode"] = {"single-level": "single", "bilevel-1st": "bilevel-1st"}.get(args.optimization)
-        if changes["search_mode"] is None:
-            raise ValueError("a grow-rnn search takes --optimization single-level or bilevel-1st")
+        changes["optimization"] = args.optimization  # the config names what it accepts
     changes["progress"] = not args.no_progress
     return (GrowForecastConfig if forecast else GrowLMConfig)(**changes)
 
@@ -348,7 +344,7 @@ def _run(args) -> int:
         return 3
     m = result.metrics
     summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
-    print(f"genotype ({config.space}, {config.method}, {result.steps} steps, {result.wall_time:.1f} s): "
+    print(f"genotype ({config.space}, {config.relaxation}, {result.steps} steps, {result.wall_time:.1f} s): "
           f"{result.arch_string}")
     if summary:
         print(f"last epoch: {summary}")

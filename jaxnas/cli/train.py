@@ -36,9 +36,10 @@ def register(sub) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=d["steps_per_epoch"],
                    help=f"cap on steps per epoch, 0 for full epochs (default {d['steps_per_epoch']})")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--channels", type=int, help="initial channels C (default: the space's, 8 for nb201 and darts)")
-    p.add_argument("--layers", "--cells", dest="layers", type=int,
-                   help="NB201: cells per stage N (default 1); DARTS: cells (default 8)")
+    p.add_argument("--width", "--channels", dest="width", type=int,
+                   help="initial channels C (default: the space's, 8 for nb201 and darts)")
+    p.add_argument("--depth", "--layers", "--cells", dest="depth", type=int,
+                   help="cells: NB201 per stage N, DARTS in all (default: the space's, 1 and 8)")
     p.add_argument("--lr", type=float, default=d["lr"], help="SGD learning rate (cosine to 0)")
     p.add_argument("--weight-decay", type=float, default=d["weight_decay"])
     p.add_argument("--auxiliary-weight", type=float, default=d["auxiliary_weight"],
@@ -66,8 +67,8 @@ def _run(args) -> int:
         raise ValueError(f"--steps-per-epoch must be >= 0, got {args.steps_per_epoch}")
     config = TrainConfig(
         genotype=space.to_json(genotype), dataset=args.dataset, image_size=args.image_size, epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch or None, batch_size=args.batch_size, channels=args.channels,
-        layers=args.layers, lr=args.lr, weight_decay=args.weight_decay, auxiliary_weight=args.auxiliary_weight,
+        steps_per_epoch=args.steps_per_epoch or None, batch_size=args.batch_size, width=args.width,
+        depth=args.depth, lr=args.lr, weight_decay=args.weight_decay, auxiliary_weight=args.auxiliary_weight,
         drop_path=args.drop_path, cutout=args.cutout, augment=not args.no_augment, eval_examples=args.eval_examples,
         seed=args.seed, workdir=args.workdir, checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
         inject_nan_at=args.inject_nan_at, debug_step_delay=args.debug_step_delay or 0.0, log_every=args.log_every,

@@ -13,7 +13,7 @@ the window, a dense read-out and LSTNet's linear highway).
 A fixed cell (``config.arch is None``) trains with Adam and global-norm clipping on random batches of the training
 part, one jitted step each (:func:`jaxnas.search.make_step` in ``'weights'`` mode; the cell gets ``weights=None``).
 A search cell (``config.arch`` gives the initial architecture parameters, ``key -> pytree``) is searched with
-:func:`~jaxnas.search.make_step` in ``config.search_mode``: in the bi-level modes (``'bilevel-1st'``,
+:func:`~jaxnas.search.make_step` in ``config.optimization``: in the bi-level modes (``'bilevel-1st'``,
 ``'bilevel-2nd'``) the training part is cut chronologically into a ``train`` part (weights) and a ``val`` part
 (architecture); ``'single'`` trains both on the whole training part, ``'weights'`` only the weights. The loss (L1
 or MSE) is taken on the original scale, as LSTNet does. With ``eval_every`` the valid RSE is measured during the run
@@ -36,7 +36,7 @@ import optax
 
 from jaxnas import relax as relax_lib
 from jaxnas.data import timeseries as ts
-from jaxnas.search.steps import ARCH_MODES, OptimConfig, SearchState, make_arch_optimizer, make_step
+from jaxnas.search.steps import OPTIMIZATIONS, OptimConfig, SearchState, make_arch_optimizer, make_step
 from jaxnas.nn.sequence import Forecaster
 from jaxnas.nn import recurrent
 from jaxnas.runners import loop
@@ -113,13 +113,18 @@ def tree_to_lists(tree):
     return jax.tree_util.tree_map(lambda a: np.asarray(a).tolist(), jax.device_get(tree))
 
 
+def step_mode(optimization: str) -> str:
+    """The :func:`jaxnas.search.make_step` mode of a config's ``optimization`` (``weights``: the weights only)."""
+    return "weights" if optimization == "weights" else OPTIMIZATIONS[optimization]
+
+
 def check_search_fields(mode: str, relaxation: str, fraction: float, cell=None, arch=None) -> None:
     if isinstance(cell, str) and cell not in CELL_KINDS:
         raise ValueError(f"unknown cell kind {cell!r}; allowed: {', '.join(CELL_KINDS)} or a factory hidden -> cell")
     if cell == "darts" and arch is None:
         raise ValueError("cell kind 'darts' is a search cell: give arch (e.g. get_space('darts-rnn').init_arch)")
-    if mode not in ("weights", *ARCH_MODES):
-        raise ValueError(f"unknown search_mode {mode!r}; allowed: weights, {', '.join(ARCH_MODES)}")
+    if mode not in ("weights", *OPTIMIZATIONS):
+        raise ValueError(f"unknown optimization {mode!r}; allowed: weights, {', '.join(OPTIMIZATIONS)}")
     relax_lib.get_relaxation(relaxation)
     if not 0 < fraction < 1:
         raise ValueError(f"search_fraction must be in (0, 1), got {fraction}")
@@ -196,7 +201,7 @@ class ForecastConfig:
       scale_from: ``'train'`` (no leakage) or ``'all'`` (LSTNet's choice); see :mod:`jaxnas.data.timeseries`.
       eval_every: measure valid RSE every that many steps and keep the best weights (None: keep the final ones).
       arch: ``key -> architecture parameters`` for a search cell; None for a fixed cell.
-      search_mode, relaxation, temperature, arch_lr, arch_weight_decay, search_fraction: the search (with ``arch``):
+      optimization, relaxation, temperature, a_lr, a_weight_decay, search_fraction: the search (with ``arch``):
         step mode, relaxation, its temperature, the architecture optimizer (Adam, DARTS betas) and the fraction
         of the training part the weights train on (the rest trains the architecture).
       workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
@@ -220,11 +225,11 @@ class ForecastConfig:
     eval_batch_size: int = 256
     log_every: int = 50
     arch: Callable[[jax.Array], Any] | None = None
-    search_mode: str = "bilevel-1st"
+    optimization: str = "bilevel-1st"
     relaxation: str = "softmax"
     temperature: float = 1.0
-    arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
+    a_lr: float = 3e-3
+    a_weight_decay: float = 1e-3
     search_fraction: float = 0.5
     workdir: str | None = None
     checkpoint_every: int = 200
@@ -245,18 +250,18 @@ class ForecastConfig:
             raise ValueError(f"unknown loss {self.loss!r}; allowed: {', '.join(LOSSES)}")
         if self.seed < 0:
             raise ValueError(f"ForecastConfig.seed must be >= 0, got {self.seed}")
-        check_search_fields(self.search_mode, self.relaxation, self.search_fraction, self.cell, self.arch)
+        check_search_fields(self.optimization, self.relaxation, self.search_fraction, self.cell, self.arch)
 
 
 def make_search_step(model, config, scale, w_optimizer):
     """The jitted step of a config: ``'weights'`` mode on :func:`fixed_apply` for a fixed cell, else
-    ``config.search_mode`` with the architecture optimizer. Returns ``(step, a_optimizer or None)``."""
+    ``config.optimization`` with the architecture optimizer. Returns ``(step, a_optimizer or None)``."""
     loss_fn = make_loss(config.loss, scale)
     if config.arch is None:
         return make_step(fixed_apply(model), mode="weights", w_optimizer=w_optimizer, loss_fn=loss_fn,
                          accuracy_fn=None), None
-    a_optimizer = make_arch_optimizer(OptimConfig(a_lr=config.arch_lr, a_weight_decay=config.arch_weight_decay))
-    step = make_step(model, mode=config.search_mode, relaxation=config.relaxation, w_optimizer=w_optimizer,
+    a_optimizer = make_arch_optimizer(OptimConfig(a_lr=config.a_lr, a_weight_decay=config.a_weight_decay))
+    step = make_step(model, mode=step_mode(config.optimization), relaxation=config.relaxation, w_optimizer=w_optimizer,
                      a_optimizer=a_optimizer, loss_fn=loss_fn, accuracy_fn=None, temperature=config.temperature)
     return step, a_optimizer
 
@@ -343,7 +348,7 @@ class ForecastTask(SequenceTask):
         self.setup(cfg)
         self.data = d = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
         self.search = cfg.arch is not None
-        if self.search and cfg.search_mode.startswith("bilevel"):
+        if self.search and cfg.optimization.startswith("bilevel"):
             self.w_part, self.a_part = ts.split_windows(d.train, cfg.search_fraction)
         else:
             self.w_part, self.a_part = d.train, None

@@ -6,7 +6,7 @@
     result = run_growing_search(GrowConfig(schedule="grow-then-prune", epochs=6, workdir="runs/grow"))
     print(result.describe)
 
-The network is a :class:`jaxnas.nn.grow.GrowConvNet` (``cells`` single-input cells of ``nodes`` nodes at width
+The network is a :class:`jaxnas.nn.grow.GrowConvNet` (``depth`` single-input cells of ``nodes`` nodes at width
 ``width``). At the end of some epochs the loop applies a transform from :mod:`jaxnas.search.morph`:
 
 * *grow*: every cell gains a node (up to ``max_nodes``) and the width grows by ``width_step`` (up to ``max_width``);
@@ -39,12 +39,12 @@ from jaxnas.nn import grow
 from jaxnas.search import morph
 from jaxnas.runners import loop
 from jaxnas.runners.search import fit_images, loop_options
-from jaxnas.search.steps import OptimConfig, SearchState, make_arch_optimizer, make_step, make_weight_optimizer
+from jaxnas.search.steps import OPTIMIZATIONS, OptimConfig, SearchState, make_arch_optimizer, make_step, make_weight_optimizer
 from jaxnas import data
 from jaxnas.data import batch_at, steps_per_epoch
 
 SCHEDULES = ("grow-then-prune", "interleaved")
-GROW_OPTIMIZATIONS = {"single-level": "single", "bilevel-1st": "bilevel-1st"}
+GROW_OPTIMIZATIONS = {k: OPTIMIZATIONS[k] for k in ("single-level", "bilevel-1st")}  # morphisms: no 2nd order
 _NON_IDENTITY = loop.RUN_FIELDS
 
 
@@ -54,7 +54,7 @@ class GrowConfig:
 
     Attributes:
       schedule: ``grow-then-prune`` or ``interleaved`` (see the module docstring).
-      width, cells, nodes: the starting network; ``max_width``, ``max_nodes``: where growth stops.
+      width, depth, nodes: the starting network (depth: its cells); ``max_width``, ``max_nodes``: where growth stops.
       width_step: channels added per growth (0: never widen).
       grow_epochs: ``grow-then-prune``: epochs (from the start) that end with a growth.
       prune_threshold: softmax weight under which an op (or a whole edge) is pruned.
@@ -74,7 +74,7 @@ class GrowConfig:
     width: int = 4
     max_width: int = 8
     width_step: int = 2
-    cells: int = 2
+    depth: int = 2
     nodes: int = 1
     max_nodes: int = 3
     grow_epochs: int = 2
@@ -99,7 +99,7 @@ class GrowConfig:
         if self.optimization not in GROW_OPTIMIZATIONS:
             raise ValueError(f"a growing search supports optimization {', '.join(GROW_OPTIMIZATIONS)}; "
                              f"got {self.optimization!r}")
-        for name in ("epochs", "batch_size", "width", "max_width", "cells", "nodes", "max_nodes", "image_size",
+        for name in ("epochs", "batch_size", "width", "max_width", "depth", "nodes", "max_nodes", "image_size",
                      "checkpoint_every", "keep_checkpoints", "log_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -118,7 +118,7 @@ class GrowConfig:
             raise ValueError(f"prune_threshold must be in [0, 1), got {self.prune_threshold}")
         if self.grow_epochs > self.epochs:
             raise ValueError(f"grow_epochs {self.grow_epochs} exceeds epochs {self.epochs}")
-        grow.conv_net_spec(self.width, self.cells, self.nodes, self.ops)  # raises on unknown ops
+        grow.conv_net_spec(self.width, self.depth, self.nodes, self.ops)  # raises on unknown ops
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -196,7 +196,7 @@ class GrowingSearchTask(loop.Task):
         self.init_params = morph.conv_initializer(jnp.zeros((1, *self.w_half.image_shape), jnp.float32),
                                                   cfg.conv_impl)
         self.base = jax.random.key(cfg.seed)
-        self.spec = grow.conv_net_spec(cfg.width, cfg.cells, cfg.nodes, cfg.ops, self.num_classes)
+        self.spec = grow.conv_net_spec(cfg.width, cfg.depth, cfg.nodes, cfg.ops, self.num_classes)
         self._steps: dict = {}
 
     def _fresh_state(self, spec):

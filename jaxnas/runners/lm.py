@@ -14,7 +14,7 @@ A fixed cell (``config.arch is None``) trains with truncated back-propagation th
 cut into ``batch_size`` rows, consecutive windows of ``bptt`` tokens are visited in order and the recurrent state is
 carried from one window to the next (reset at the start of every pass), with Adam and global-norm clipping in one
 jitted step. A search cell (``config.arch``: ``key -> architecture parameters``) is searched with
-:func:`jaxnas.search.make_step` (``config.search_mode``, cross-entropy, no accuracy): in the bi-level modes the
+:func:`jaxnas.search.make_step` (``config.optimization``, cross-entropy, no accuracy): in the bi-level modes the
 training ids are cut into a first part (weights) and the rest (architecture); each window starts from the cell's
 initial state (the step has no recurrent state). Evaluation carries the state over consecutive windows; perplexity
 is ``exp`` of the mean per-token negative log-likelihood. No dropout: the search step passes no dropout key.
@@ -127,7 +127,7 @@ class LMConfig:
       steps, batch_size, bptt, lr, grad_clip, seed: training (Adam).
       eval_batch_size: rows of the valid/test streams; eval_windows: score only the first that many windows (None:
         all); eval_every: measure valid perplexity every that many steps and keep the best weights.
-      arch, search_mode, relaxation, temperature, arch_lr, arch_weight_decay, search_fraction: the search (with
+      arch, optimization, relaxation, temperature, a_lr, a_weight_decay, search_fraction: the search (with
         ``arch``, a function ``key -> architecture parameters``), as in :class:`~jaxnas.runners.forecast.ForecastConfig`.
       workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
         again, it resumes); None keeps nothing. checkpoint_every, keep_checkpoints, progress: as the other runners.
@@ -149,11 +149,11 @@ class LMConfig:
     eval_every: int | None = None
     log_every: int = 50
     arch: Callable[[jax.Array], Any] | None = None
-    search_mode: str = "bilevel-1st"
+    optimization: str = "bilevel-1st"
     relaxation: str = "softmax"
     temperature: float = 1.0
-    arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
+    a_lr: float = 3e-3
+    a_weight_decay: float = 1e-3
     search_fraction: float = 0.5
     workdir: str | None = None
     checkpoint_every: int = 200
@@ -171,7 +171,7 @@ class LMConfig:
                 raise ValueError(f"LMConfig.{name} must be >= 1 or None, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"LMConfig.seed must be >= 0, got {self.seed}")
-        check_search_fields(self.search_mode, self.relaxation, self.search_fraction, self.cell, self.arch)
+        check_search_fields(self.optimization, self.relaxation, self.search_fraction, self.cell, self.arch)
 
 
 def _windows(stream: np.ndarray, bptt: int, name: str) -> int:
@@ -193,7 +193,7 @@ class LMTask(F.SequenceTask):
         self.setup(cfg)
         self.corpus = corpus = ptb.load_corpus(cfg.data_dir)
         self.search = cfg.arch is not None
-        if self.search and cfg.search_mode.startswith("bilevel"):
+        if self.search and cfg.optimization.startswith("bilevel"):
             cut = int(len(corpus.train) * cfg.search_fraction)
             self.w_stream = ptb.batchify(corpus.train[:cut], cfg.batch_size)
             self.a_stream = ptb.batchify(corpus.train[cut:], cfg.batch_size)
@@ -212,8 +212,8 @@ class LMTask(F.SequenceTask):
         self.w_optimizer = make_optimizer(cfg.lr, cfg.grad_clip)
         self.a_optimizer = None
         if self.search:
-            self.a_optimizer = make_arch_optimizer(OptimConfig(a_lr=cfg.arch_lr, a_weight_decay=cfg.arch_weight_decay))
-            self.step_fn = make_step(self.model, mode=cfg.search_mode, relaxation=cfg.relaxation,
+            self.a_optimizer = make_arch_optimizer(OptimConfig(a_lr=cfg.a_lr, a_weight_decay=cfg.a_weight_decay))
+            self.step_fn = make_step(self.model, mode=F.step_mode(cfg.optimization), relaxation=cfg.relaxation,
                                      w_optimizer=self.w_optimizer, a_optimizer=self.a_optimizer,
                                      loss_fn=cross_entropy, accuracy_fn=None, temperature=cfg.temperature)
         else:

@@ -12,7 +12,7 @@ The model is :class:`jaxnas.nn.sequence.Forecaster` (or :class:`~jaxnas.nn.seque
 :class:`jaxnas.nn.grow.GrowRecurrentCell`: inputs ``W_x x_t`` and ``h_{t-1}``, every node combining two operand slots
 with ``add`` or the Hadamard product (the backbone of the morphism-based growing DARTS paper). The search is
 :func:`jaxnas.search.make_step` with the softmax relaxation (under which the morphisms are exact) in
-``search_mode`` ``'bilevel-1st'`` (the training part cut chronologically: weights on the first ``search_fraction``,
+``optimization`` ``'bilevel-1st'`` (the training part cut chronologically: weights on the first ``search_fraction``,
 architecture on the rest) or ``'single'`` (both on the whole training part). Weights train with the task loops'
 optimizer (global-norm clipping, Adam), the architecture with Adam (DARTS betas).
 
@@ -62,7 +62,7 @@ from jaxnas.data import timeseries as ts
 from jaxnas.data import ptb
 
 SCHEDULES = ("grow-then-prune", "interleaved", "fixed")
-SEARCH_MODES = ("bilevel-1st", "single")
+SEARCH_MODES = ("bilevel-1st", "single-level")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -81,8 +81,8 @@ class GrowthConfig:
       schedule: ``'grow-then-prune'``, ``'interleaved'`` or ``'fixed'`` (module docstring).
       transform_every: steps between transforms; prune_threshold: softmax weight under which ops are pruned.
       steps, batch_size, lr, grad_clip: the search's weight training (Adam after global-norm clipping).
-      arch_lr, arch_weight_decay: the architecture optimizer (Adam, betas 0.5 / 0.999, coupled decay).
-      search_mode: ``'bilevel-1st'`` or ``'single'``; search_fraction: share of the training part for the weights
+      a_lr, a_weight_decay: the architecture optimizer (Adam, betas 0.5 / 0.999, coupled decay).
+      optimization: ``'bilevel-1st'`` or ``'single-level'``; search_fraction: share of the training part for the weights
         in ``'bilevel-1st'``.
       check_transforms: measure the largest change of the probe predictions at every transform (one extra
         compilation of the forward pass per new spec).
@@ -103,9 +103,9 @@ class GrowthConfig:
     batch_size: int = 64
     lr: float = 1e-3
     grad_clip: float | None = 10.0
-    arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
-    search_mode: str = "bilevel-1st"
+    a_lr: float = 3e-3
+    a_weight_decay: float = 1e-3
+    optimization: str = "bilevel-1st"
     search_fraction: float = 0.5
     check_transforms: bool = True
     seed: int = 0
@@ -133,14 +133,14 @@ class GrowthConfig:
                 raise ValueError("widening to max_hidden needs hidden_step >= 1")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown growth schedule {self.schedule!r}; allowed: {', '.join(SCHEDULES)}")
-        if self.search_mode not in SEARCH_MODES:
-            raise ValueError(f"unknown search_mode {self.search_mode!r}; allowed: {', '.join(SEARCH_MODES)} "
+        if self.optimization not in SEARCH_MODES:
+            raise ValueError(f"unknown optimization {self.optimization!r}; allowed: {', '.join(SEARCH_MODES)} "
                              f"(softmax relaxation: the morphisms are exact under it)")
         if not 0.0 <= self.prune_threshold < 1.0:
             raise ValueError(f"prune_threshold must be in [0, 1), got {self.prune_threshold}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-        F.check_search_fields(self.search_mode, "softmax", self.search_fraction)
+        F.check_search_fields(self.optimization, "softmax", self.search_fraction)
         grow.recurrent_spec(self.hidden, self.nodes, self.ops)  # raises on unknown ops
 
     def start_spec(self) -> grow.RecurrentSpec:
@@ -349,7 +349,7 @@ class RecurrentGrowthTask(loop.Task):
         self.identity = loop.identity_of(self.config)
         self.advice = f"Lower lr ({cfg.lr})"
         self.w_opt = F.make_optimizer(cfg.lr, cfg.grad_clip)
-        self.a_opt = make_arch_optimizer(OptimConfig(a_lr=cfg.arch_lr, a_weight_decay=cfg.arch_weight_decay))
+        self.a_opt = make_arch_optimizer(OptimConfig(a_lr=cfg.a_lr, a_weight_decay=cfg.a_weight_decay))
         self.init_params = morph.initializer(task.make_model, task.sample_x)
         self.base = jax.random.key(cfg.seed)
         self.start_spec = self.spec = cfg.start_spec()
@@ -384,7 +384,7 @@ class RecurrentGrowthTask(loop.Task):
 
     def step(self, state, index):
         if self._step is None or self._step[0] != self.spec:
-            step = make_step(self.task.make_model(self.spec), mode=self.cfg.search_mode, relaxation="softmax",
+            step = make_step(self.task.make_model(self.spec), mode=F.step_mode(self.cfg.optimization), relaxation="softmax",
                              w_optimizer=self.w_opt, a_optimizer=self.a_opt, loss_fn=self.task.loss_fn,
                              accuracy_fn=None)
             self._step, fresh = (self.spec, step), True
@@ -442,7 +442,7 @@ class RecurrentGrowthTask(loop.Task):
         derived = grow.derive(self.spec, arch)
         scores = task.evaluate(task.make_model(self.spec), _variables(host), relax_lib.softmax(host.arch))
         result = {
-            **task.info, "schedule": cfg.schedule, "search_mode": cfg.search_mode, "steps": cfg.steps,
+            **task.info, "schedule": cfg.schedule, "optimization": cfg.optimization, "steps": cfg.steps,
             "start_spec": grow.spec_to_json(self.start_spec), "spec": grow.spec_to_json(self.spec),
             "derived": grow.spec_to_json(derived),
             "describe": {"start": grow.describe(self.start_spec), "grown": grow.describe(self.spec),
@@ -475,7 +475,7 @@ def _search(cfg: GrowthConfig, task: _Task, kind: str, on_transform=None) -> dic
 def forecast_task(cfg: GrowForecastConfig) -> tuple[_Task, Any]:
     """The forecasting task of a config: ``(task, data)`` (the :class:`~jaxnas.data.timeseries.ForecastData`)."""
     data = ts.load_forecast(cfg.dataset, window=cfg.window, horizon=cfg.horizon, scale_from=cfg.scale_from)
-    if cfg.search_mode == "bilevel-1st":
+    if cfg.optimization == "bilevel-1st":
         w_part, a_part = ts.split_windows(data.train, cfg.search_fraction)
     else:
         w_part, a_part = data.train, None
@@ -513,7 +513,7 @@ def forecast_task(cfg: GrowForecastConfig) -> tuple[_Task, Any]:
 def run_growing_forecast(config: GrowForecastConfig, on_transform=None) -> dict:
     """Run a growing search on a forecasting data set (module docstring). Returns a JSON-ready dict::
 
-        {'task', 'dataset', 'horizon', 'window', 'n_series', 'scale_from', 'schedule', 'search_mode', 'steps',
+        {'task', 'dataset', 'horizon', 'window', 'n_series', 'scale_from', 'schedule', 'optimization', 'steps',
          'start_spec', 'spec' (grown), 'derived' (specs as JSON: grow.spec_from_json), 'describe',
          'arch' (final logits), 'transforms' (one record per transform), 'params' (supernet),
          'train_loss': [first, last], 'valid', 'test' ({'rse', 'corr'} of the one-shot supernet, softmax weights),
@@ -529,7 +529,7 @@ def run_growing_forecast(config: GrowForecastConfig, on_transform=None) -> dict:
 def lm_task(cfg: GrowLMConfig) -> tuple[_Task, Any]:
     """The language-modelling task of a config: ``(task, corpus)``."""
     corpus = ptb.load_corpus(cfg.data_dir)
-    if cfg.search_mode == "bilevel-1st":
+    if cfg.optimization == "bilevel-1st":
         cut = int(len(corpus.train) * cfg.search_fraction)
         w_stream = ptb.batchify(corpus.train[:cut], cfg.batch_size)
         a_stream = ptb.batchify(corpus.train[cut:], cfg.batch_size)

@@ -3,7 +3,7 @@
 ::
 
     from jaxnas.runners.search import SearchConfig, run_search
-    result = run_search(SearchConfig(space="nb201", method="gdas", epochs=3, steps_per_epoch=20, workdir="runs/a"))
+    result = run_search(SearchConfig(space="nb201", relaxation="gdas", epochs=3, steps_per_epoch=20, workdir="runs/a"))
     print(result.arch_string)
 
 ``run_search`` writes to ``workdir``:
@@ -13,7 +13,7 @@
                        derived genotype) and one at the end (``"kind": "final"``)
 ``genotypes.jsonl``    the genotype derived after every epoch
 ``checkpoints/``       orbax checkpoints every ``checkpoint_every`` steps and at the end (the newest two are kept)
-``genotype.json``      the final genotype: ``{"space", "genotype", "arch", "method", ...}`` (``jaxnas train`` reads it)
+``genotype.json``      the final genotype: ``{"space", "genotype", "arch", "relaxation", ...}`` (``jaxnas train`` reads it)
 ``arch.npz``           the final architecture parameters
 
 Started again with the same config, a run resumes from its newest readable checkpoint and ends bit-identical to an
@@ -45,6 +45,7 @@ from jaxnas.io.checkpoint import save_arrays
 from jaxnas.runners import loop
 from jaxnas.search import parallel
 from jaxnas.search.steps import (
+    OPTIMIZATIONS,
     OptimConfig,
     SearchState,
     accuracy,
@@ -57,8 +58,6 @@ from jaxnas.search.steps import (
 from jaxnas.data import batch_at, steps_per_epoch
 
 METHODS = ("darts", "snas", "gdas", "asap", "spos")
-OPTIMIZATIONS = ("single-level", "bilevel-1st", "bilevel-2nd")
-STEP_MODES = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
 NON_IDENTITY_FIELDS = loop.RUN_FIELDS + ("devices", "inject_nan_at")
@@ -75,17 +74,19 @@ class SearchConfig:
 
     Attributes:
       space: a registered image space (:func:`jaxnas.registry.space_names`: ``nb201``, ``darts``, ...).
-      method: ``darts``, ``snas``, ``gdas``, ``asap`` or ``spos`` (see the module docstring).
+      relaxation: ``darts``, ``snas``, ``gdas``, ``asap`` or ``spos`` (the command line's ``--method``; see the
+        module docstring), or a relaxation's own name (``softmax``, ``gumbel``, ...; :mod:`jaxnas.relax`).
       optimization: ``single-level`` (weights and architecture from one loss on weights-half batches),
         ``bilevel-1st`` or ``bilevel-2nd`` (architecture on arch-half batches); ignored by spos (weights only).
       dataset: a :func:`jaxnas.data.load_dataset` name (``embedded``, ``cifar10``, a path, ...).
       image_size: images are zero-padded (or centre-cropped) to this size.
       epochs, steps_per_epoch: epochs over the weights half; ``steps_per_epoch`` caps the steps of an epoch.
       batch_size: per step (global over the devices); the architecture step draws an equal batch from the arch half.
-      channels, layers: supernet width C and depth (NB201: cells per stage N; DARTS: cells; defaults: the space's ``quick_supernet`` sizes in the registry).
+      width, depth: the supernet's width C and depth (NB201: cells per stage N; DARTS: cells); None: the space's
+        ``quick_supernet`` sizes in the registry (:meth:`sizes`).
       seed: everything random (split, arch init, weights init, batches, sampling) derives from it.
       warmup_epochs: epochs at the start in which only the weights are trained (arch untouched).
-      temperature: ``auto`` (the method's usual schedule), ``constant:T``, ``linear:T0,T1`` (over the run) or
+      temperature: ``auto`` (the relaxation's usual schedule), ``constant:T``, ``linear:T0,T1`` (over the run) or
         ``exp:T0,RATE,TMIN`` (per epoch).
       hessian: second order only: ``exact`` or ``finite_difference``.
       optim: weight / architecture optimizer settings (:class:`jaxnas.search.OptimConfig`).
@@ -101,15 +102,15 @@ class SearchConfig:
     """
 
     space: str = "nb201"
-    method: str = "darts"
+    relaxation: str = "darts"
     optimization: str = "bilevel-1st"
     dataset: str = "embedded"
     image_size: int = 32
     epochs: int = 3
     steps_per_epoch: int | None = 25
     batch_size: int = 32
-    channels: int | None = None
-    layers: int | None = None
+    width: int | None = None
+    depth: int | None = None
     seed: int = 0
     workdir: str = "runs/search"
     warmup_epochs: int = 0
@@ -133,8 +134,8 @@ class SearchConfig:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
 
         choice("space", registry.space_names("image"))
-        choice("method", METHODS)
-        choice("optimization", OPTIMIZATIONS)
+        relax_lib.get_relaxation(self.relaxation)  # an unknown name lists the known ones
+        choice("optimization", tuple(OPTIMIZATIONS))
         choice("hessian", ("exact", "finite_difference"))
         choice("conv_impl", settings.CONV_IMPLS)
         for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "keep_checkpoints",
@@ -142,7 +143,7 @@ class SearchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps_per_epoch", "layers", "channels"):
+        for name in ("steps_per_epoch", "width", "depth"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -160,22 +161,19 @@ class SearchConfig:
 
     # -- derived values -----------------------------------------------------------------------------------------
     @property
-    def relaxation(self) -> relax_lib.Relaxation:
-        return relax_lib.get_relaxation(self.method)
+    def relaxation_fn(self) -> relax_lib.Relaxation:
+        return relax_lib.get_relaxation(self.relaxation)
 
     @property
     def step_mode(self) -> str:
         """The mode of :func:`jaxnas.search.make_step` after warm-up (``weights`` for spos)."""
-        return "weights" if self.method == "spos" else STEP_MODES[self.optimization]
+        return "weights" if not self.relaxation_fn.differentiable else OPTIMIZATIONS[self.optimization]
 
-    @property
-    def width(self) -> int:
-        """``channels``, or the space's default (:attr:`jaxnas.registry.SpaceEntry.quick_supernet`)."""
-        return self.channels if self.channels is not None else registry.get_entry(self.space).quick_supernet.width
-
-    @property
-    def depth(self) -> int:
-        return self.layers if self.layers is not None else registry.get_entry(self.space).quick_supernet.depth
+    def sizes(self) -> registry.Sizes:
+        """``width`` and ``depth``, each defaulting to the space's (:attr:`jaxnas.registry.SpaceEntry.quick_supernet`)."""
+        quick = registry.get_entry(self.space).quick_supernet
+        return registry.Sizes(quick.width if self.width is None else self.width,
+                              quick.depth if self.depth is None else self.depth)
 
     # -- JSON ---------------------------------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -231,11 +229,11 @@ def temperature_schedule(config: SearchConfig, steps_per_epoch: int):
         return relax_lib.linear(v[0], v[1], total)
     if kind == "exp":
         return relax_lib.exponential(v[0], v[1], v[2], steps_per_unit=steps_per_epoch)
-    if config.method == "gdas":
+    if config.relaxation_fn.name == "hard_gumbel":
         return relax_lib.gdas_temperature(config.epochs, steps_per_epoch)
-    if config.method == "asap":
+    if config.relaxation_fn.name == "sigmoid":
         return relax_lib.asap_temperature(steps_per_epoch)
-    if config.method == "snas":
+    if config.relaxation_fn.name == "gumbel":
         rate = math.log(1.0 / 0.03) / max(config.epochs, 1)
         return relax_lib.exponential(1.0, rate, 0.03, steps_per_unit=steps_per_epoch)
     return relax_lib.constant(1.0)
@@ -267,7 +265,7 @@ class SearchResult:
 def build_supernet(config: SearchConfig, num_classes: int):
     """The config's supernet, built by its space's registry entry."""
     entry = registry.get_entry(config.space)
-    return entry.supernet(entry.space(), config.width, config.depth, num_classes, config.conv_impl)
+    return entry.supernet(entry.space(), *config.sizes(), num_classes, config.conv_impl)
 
 
 def fit_images(ds, size: int):
@@ -369,7 +367,7 @@ class ImageSearchTask(loop.Task):
         self.model = build_supernet(cfg, num_classes)
         self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
         self.a_opt = make_arch_optimizer(cfg.optim)
-        common = dict(relaxation=cfg.relaxation, w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
+        common = dict(relaxation=cfg.relaxation_fn, w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
                       mesh=self.mesh)
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
         if self.mode != "weights":
@@ -424,7 +422,7 @@ class ImageSearchTask(loop.Task):
         cfg, space = self.cfg, self.space
         host_state = loop.host(state)
         arch_final = jax.tree_util.tree_map(np.asarray, host_state.arch)
-        if cfg.method == "spos":
+        if not cfg.relaxation_fn.differentiable:  # spos: the best of sampled candidates
             genotype, candidates = spos_select(self.model, host_state, space, self.a_half, cfg)
             extra = {"spos_candidates": candidates}
         else:
@@ -434,8 +432,8 @@ class ImageSearchTask(loop.Task):
         run.log({"kind": "final", "step": run.total_steps, "arch": g_text, "genotype": g_json, **final,
                  "time": round(run.seconds(), 3)})
         run.write_json("genotype.json", {
-            "space": cfg.space, "genotype": g_json, "arch": g_text, "method": cfg.method,
-            "optimization": cfg.optimization if cfg.method != "spos" else "weights-only", "steps": run.total_steps,
+            "space": cfg.space, "genotype": g_json, "arch": g_text, "relaxation": cfg.relaxation,
+            "optimization": cfg.optimization if cfg.relaxation_fn.differentiable else "weights-only", "steps": run.total_steps,
             "final_metrics": final, **extra,
         })
         if run.is_writer:

@@ -83,7 +83,7 @@ def load_genotype(source: str | dict):
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Training of one derived network. Defaults are small (a couple of minutes on a laptop CPU); the DARTS paper
-    setting is ``channels=36, layers=20, epochs=600, batch_size=96, drop_path=0.2, cutout=16`` on CIFAR-10.
+    setting is ``width=36, depth=20, epochs=600, batch_size=96, drop_path=0.2, cutout=16`` on CIFAR-10.
 
     ``genotype`` is the genotype's JSON object (``space.to_json(g)``), so a resumed run is checked against the
     genotype itself, not a file name.
@@ -95,8 +95,8 @@ class TrainConfig:
     epochs: int = 2
     steps_per_epoch: int | None = 50
     batch_size: int = 64
-    channels: int | None = None
-    layers: int | None = None
+    width: int | None = None
+    depth: int | None = None
     lr: float = 0.025
     lr_min: float = 0.0
     momentum: float = 0.9
@@ -120,14 +120,12 @@ class TrainConfig:
 
     def __post_init__(self):
         load_genotype(self.genotype)  # validates
-        if self.channels is not None and (isinstance(self.channels, bool) or not isinstance(self.channels, int) or self.channels < 1):
-            raise ValueError(f"channels must be a positive integer, got {self.channels!r}")
         for name in ("epochs", "batch_size", "image_size", "eval_batch_size", "checkpoint_every",
                      "keep_checkpoints", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("steps_per_epoch", "layers", "eval_examples"):
+        for name in ("steps_per_epoch", "width", "depth", "eval_examples"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -147,14 +145,11 @@ class TrainConfig:
     def space(self) -> str:
         return load_genotype(self.genotype)[0].name
 
-    @property
-    def width(self) -> int:
-        """``channels``, or the space's default (:attr:`jaxnas.registry.SpaceEntry.quick_network`)."""
-        return self.channels if self.channels is not None else registry.get_entry(self.space).quick_network.width
-
-    @property
-    def depth(self) -> int:
-        return self.layers if self.layers is not None else registry.get_entry(self.space).quick_network.depth
+    def sizes(self) -> registry.Sizes:
+        """``width`` and ``depth``, each defaulting to the space's (:attr:`jaxnas.registry.SpaceEntry.quick_network`)."""
+        quick = registry.get_entry(self.space).quick_network
+        return registry.Sizes(quick.width if self.width is None else self.width,
+                              quick.depth if self.depth is None else self.depth)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -190,7 +185,7 @@ def build_network(config: TrainConfig, num_classes: int):
     space, genotype = load_genotype(config.genotype)
     entry = registry.get_entry(space.name)
     auxiliary = entry.auxiliary_head and config.auxiliary_weight > 0
-    model = entry.network(genotype, config.width, config.depth, num_classes, auxiliary, config.conv_impl)
+    model = entry.network(genotype, *config.sizes(), num_classes, auxiliary, config.conv_impl)
     return model, entry.auxiliary_head
 
 

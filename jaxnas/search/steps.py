@@ -46,6 +46,8 @@ from jaxnas.search import parallel
 
 MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")
 HESSIANS = ("exact", "finite_difference")
+# the configs' word for how the architecture is optimized -> the mode of make_step
+OPTIMIZATIONS = {"single-level": "single", "bilevel-1st": "bilevel-1st", "bilevel-2nd": "bilevel-2nd"}
 ARCH_MODES = ("single", "bilevel-1st", "bilevel-2nd")
 
 
@@ -644,6 +646,7 @@ __all__ = [
     "ARCH_MODES",
     "HESSIANS",
     "MODES",
+    "OPTIMIZATIONS",
     "OptimConfig",
     "SearchState",
     "accuracy",

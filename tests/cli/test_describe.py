@@ -36,7 +36,7 @@ def test_describe_nb201_supernet(capsys):
     [
         (["--space", "nb201", "--arch", "|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown NB201 op 'bad'"),
         (["--space", "darts", "--genotype", "DARTS_V7"], "expected a JSON object, a JSON file or one of"),
-        (["--space", "nb201", "--supernet", "--channels", "0"], "--channels must be a positive integer"),
+        (["--space", "nb201", "--supernet", "--width", "0"], "--width must be a positive integer"),
         (["--space", "nb201", "--genotype", "DARTS_V2"], "malformed NB201 string"),
     ],
 )

@@ -24,7 +24,7 @@ def run_cli(capsys, *args):
         (["search", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
         (["search", "--epochs", "0"], "epochs must be a positive integer, got 0"),
         (["search", "--batch-size", "-4"], "batch_size must be a positive integer, got -4"),
-        (["search", "--channels", "0"], "channels must be a positive integer"),
+        (["search", "--width", "0"], "width must be a positive integer"),
         (["search", "--warmup-epochs", "9"], "warmup_epochs must be between 0 and epochs"),
         (["search", "--temperature", "cold"], "unknown temperature schedule 'cold'"),
         (["search", "--seed", "-1"], "seed must be a non-negative integer"),
@@ -62,15 +62,15 @@ def test_flags_override_config_file(tmp_path):
     cfg_file.write_text(
         "from jaxnas.runners.search import SearchConfig\n"
         "def get_config(variant=''):\n"
-        "    return SearchConfig(method='gdas', epochs=7 if variant == 'long' else 2, channels=4)\n"
+        "    return SearchConfig(relaxation='gdas', epochs=7 if variant == 'long' else 2, width=4)\n"
     )
     parser = build_parser()
     args = parser.parse_args(["search", "--config", f"{cfg_file}:long", "--channels", "6", "--w-lr", "0.1"])
     cfg = config_from_args(args)
-    assert (cfg.method, cfg.epochs, cfg.channels, cfg.optim.w_lr) == ("gdas", 7, 6, 0.1)
+    assert (cfg.relaxation, cfg.epochs, cfg.width, cfg.optim.w_lr) == ("gdas", 7, 6, 0.1)
 
 
 def test_default_search_config():
     args = build_parser().parse_args(["search"])
     cfg = config_from_args(args)
-    assert (cfg.space, cfg.method, cfg.dataset) == ("nb201", "darts", "embedded")
+    assert (cfg.space, cfg.relaxation, cfg.dataset) == ("nb201", "darts", "embedded")

@@ -126,10 +126,10 @@ def test_training_decreases_the_loss_on_a_toy_series(tmp_path, monkeypatch):
     json.dumps(r)
 
 
-@pytest.mark.parametrize("mode", ["bilevel-1st", "single"])
+@pytest.mark.parametrize("mode", ["bilevel-1st", "single-level"])
 def test_search_updates_the_architecture(tmp_path, mode):
     cfg = F.ForecastConfig(dataset=toy_csv(tmp_path), window=8, horizon=3, cell=MixedCell, hidden=4,
-                           highway_window=0, steps=6, batch_size=8, arch=mixed_arch, search_mode=mode,
+                           highway_window=0, steps=6, batch_size=8, arch=mixed_arch, optimization=mode,
                            workdir=str(tmp_path / "run"), log_every=3)
     r = F.run_forecast(cfg)
     start = np.asarray(mixed_arch(jax.random.split(jax.random.key(0), 4)[1])["cell"])
@@ -154,8 +154,8 @@ def test_cell_kinds_and_config_errors(tmp_path):
         F.ForecastConfig(cell="darts")
     with pytest.raises(ValueError, match="unknown loss"):
         F.ForecastConfig(loss="huber")
-    with pytest.raises(ValueError, match="search_mode"):
-        F.ForecastConfig(search_mode="bilevel")
+    with pytest.raises(ValueError, match="optimization"):
+        F.ForecastConfig(optimization="bilevel")
     with pytest.raises(ValueError, match="fewer than batch_size"):
         F.run_forecast(F.ForecastConfig(dataset=toy_csv(tmp_path, 100), window=8, horizon=3, cell=TanhCell, hidden=4,
                                         steps=1, batch_size=64))

@@ -79,7 +79,7 @@ def small_darts_arch(key):
 
 def test_search_with_the_darts_cell_updates_the_architecture(tmp_path):
     cfg = L.LMConfig(data_dir=toy_corpus(tmp_path), cell=small_darts_cell, hidden=4, embed_dim=4, steps=6,
-                     batch_size=2, bptt=6, arch=small_darts_arch, search_mode="bilevel-1st",
+                     batch_size=2, bptt=6, arch=small_darts_arch, optimization="bilevel-1st",
                      workdir=str(tmp_path / "run"), log_every=2, eval_batch_size=2)
     r = L.run_lm(cfg)
     start = np.asarray(small_darts_arch(jax.random.split(jax.random.key(0))[1])["rnn"])
@@ -93,7 +93,7 @@ def test_search_with_the_darts_cell_updates_the_architecture(tmp_path):
 
 def test_single_level_search_with_a_hard_relaxation(tmp_path):
     cfg = L.LMConfig(data_dir=toy_corpus(tmp_path), cell=MixedCell, hidden=4, embed_dim=4, steps=3, batch_size=2,
-                     bptt=6, arch=mixed_arch, search_mode="single", relaxation="gdas", eval_batch_size=2)
+                     bptt=6, arch=mixed_arch, optimization="single-level", relaxation="gdas", eval_batch_size=2)
     r = L.run_lm(cfg)
     start = np.asarray(mixed_arch(jax.random.split(jax.random.key(0))[1])["cell"])
     assert not np.allclose(np.asarray(r["arch"]["cell"]), start)  # straight-through gradients reach the arch

@@ -22,10 +22,10 @@ def toy_path(tmp_path_factory):
 
 
 def tiny_config(path, **kw):
-    # three ops (uniform weight 1/3) keep compilation short; arch_lr 0.1 moves the logits far enough in 4 steps for
+    # three ops (uniform weight 1/3) keep compilation short; a_lr 0.1 moves the logits far enough in 4 steps for
     # the prune at step 4 to remove some
     base = dict(dataset=path, horizon=3, window=8, highway_window=2, hidden=3, nodes=1, max_nodes=2, steps=5,
-                transform_every=2, batch_size=8, arch_lr=0.1, prune_threshold=0.3, ops=("none", "tanh", "sigmoid"),
+                transform_every=2, batch_size=8, a_lr=0.1, prune_threshold=0.3, ops=("none", "tanh", "sigmoid"),
                 seed=0)
     return G.GrowForecastConfig(**{**base, **kw})
 
@@ -61,7 +61,7 @@ def test_transform_events_follow_the_schedules():
     assert G.transform_events(G.GrowthConfig(schedule="fixed", **kw)) == {}
     # widening can need more growths than the nodes do
     assert G.GrowthConfig(hidden=4, max_hidden=10, hidden_step=2, nodes=1, max_nodes=2).growths() == 3
-    for bad, match in ((dict(schedule="shrink"), "schedule"), (dict(search_mode="bilevel-2nd"), "search_mode"),
+    for bad, match in ((dict(schedule="shrink"), "schedule"), (dict(optimization="bilevel-2nd"), "optimization"),
                        (dict(max_nodes=0), "max_nodes"), (dict(max_hidden=32), "hidden_step"),
                        (dict(ops=("tanh", "conv")), "unknown op")):
         with pytest.raises(ValueError, match=match):

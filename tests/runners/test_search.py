@@ -20,7 +20,7 @@ from jaxnas.runners.loop import DivergedError
 from jaxnas.runners.search import SearchConfig, run_search
 
 
-TINY = SearchConfig(space="nb201", method="darts", optimization="single-level", channels=2, layers=1, image_size=8,
+TINY = SearchConfig(space="nb201", relaxation="darts", optimization="single-level", width=2, depth=1, image_size=8,
                     batch_size=8, epochs=2, steps_per_epoch=2, checkpoint_every=2, log_every=1, progress=False,
                     conv_impl="xla")  # xla convolutions compile ~3x faster than the CPU default
 
@@ -117,7 +117,7 @@ def test_corrupted_checkpoint_falls_back_to_previous(reference, tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"method": "enas"}, "unknown method 'enas'"),
+        ({"relaxation": "enas"}, "unknown relaxation 'enas'"),
         ({"optimization": "bilevel"}, "unknown optimization"),
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"warmup_epochs": 5}, "warmup_epochs must be between 0 and epochs"),
@@ -179,7 +179,7 @@ def test_all_checkpoints_unreadable_means_fresh_start(tmp_path):
 
 
 def test_spos_trains_weights_then_picks_best_candidate(tmp_path):
-    cfg = TINY.replace(workdir=str(tmp_path / "spos"), method="spos", epochs=1, steps_per_epoch=2, spos_candidates=3)
+    cfg = TINY.replace(workdir=str(tmp_path / "spos"), relaxation="spos", epochs=1, steps_per_epoch=2, spos_candidates=3)
     result = run_search(cfg)
     g = json.loads((tmp_path / "spos" / "genotype.json").read_text())
     scores = g["spos_candidates"]

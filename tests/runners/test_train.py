@@ -19,7 +19,7 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 
 def tiny_nb201(workdir, **changes):
     space, g = load_genotype(ARCH)
-    base = dict(genotype=space.to_json(g), channels=2, layers=1, image_size=8, batch_size=8, epochs=1,
+    base = dict(genotype=space.to_json(g), width=2, depth=1, image_size=8, batch_size=8, epochs=1,
                 steps_per_epoch=2, checkpoint_every=1, eval_examples=40, eval_batch_size=16, progress=False,
                 conv_impl="xla", workdir=str(workdir))
     return TrainConfig(**{**base, **changes})
@@ -48,7 +48,7 @@ def test_train_nan_stops_and_keeps_checkpoint(tmp_path):
 
 def test_train_darts_with_auxiliary_and_drop_path(tmp_path):
     space, g = load_genotype("DARTS_V2")
-    cfg = TrainConfig(genotype=space.to_json(g), channels=2, layers=3, image_size=32, batch_size=4, epochs=2,
+    cfg = TrainConfig(genotype=space.to_json(g), width=2, depth=3, image_size=32, batch_size=4, epochs=2,
                       steps_per_epoch=1, checkpoint_every=1, eval_examples=8, eval_batch_size=8, progress=False,
                       conv_impl="xla", log_every=1, workdir=str(tmp_path / "d"))
     result = train_and_evaluate(cfg)
