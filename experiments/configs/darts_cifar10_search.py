@@ -9,7 +9,7 @@ Run (full scale, one GPU or several with --devices; CIFAR-10 comes from TFDS):
 then evaluate the derived cell as in the paper (600 epochs, C=36, 20 cells, auxiliary 0.4, drop-path 0.2, cutout 16):
 
     jaxnas train --genotype runs/darts_cifar10/genotype.json --dataset cifar10 --epochs 600 --steps-per-epoch 0 \\
-        --batch-size 96 --channels 36 --layers 20 --workdir runs/darts_cifar10_eval
+        --batch-size 96 --width 36 --depth 20 --workdir runs/darts_cifar10_eval
 
 Set-up: DARTS search network C=16, 8 cells, CIFAR-10 training set split 25k / 25k, 50 epochs, batch 64, SGD
 momentum 0.9, lr 0.025 -> 0.001 cosine, weight decay 3e-4, gradient clip 5; architecture Adam(3e-4, betas 0.5/0.999),

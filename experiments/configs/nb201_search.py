@@ -30,7 +30,7 @@ def get_config(variant: str = "darts") -> SearchConfig:
     if variant == "darts":
         return full
     if variant == "gdas":
-        return full.replace(method="gdas", epochs=250, workdir="runs/nb201_gdas")  # auto: tau 10 -> 0.1
+        return full.replace(relaxation="gdas", epochs=250, workdir="runs/nb201_gdas")  # auto: tau 10 -> 0.1
     if variant == "quick":
         return full.replace(dataset="embedded", epochs=3, steps_per_epoch=25, batch_size=32, width=8, depth=1,
                             checkpoint_every=25, log_every=5, workdir="runs/nb201_quick")

@@ -239,9 +239,8 @@ def sequence_config_from_args(args, entry):
     changes.setdefault("hidden", entry.quick_supernet.width)
     changes["progress"] = not args.no_progress
     space = entry.space()
-    if space.name != "darts-rnn":
-        raise ValueError(f"space {space.name!r}: only the darts-rnn cell has a language-modelling search here")
-    return LMConfig(cell="darts", arch=space.init_arch, embed_dim=changes["hidden"], **changes), space
+    return LMConfig(cell=lambda hidden: entry.supernet(space, hidden), arch=space.init_arch,
+                    embed_dim=changes["hidden"], **changes), space
 
 
 def _run_sequence(args, entry) -> int:

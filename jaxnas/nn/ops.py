@@ -15,7 +15,7 @@ convolution and max pooling carry hand-written gradients (:func:`depthwise_shift
 autodiff of k*k slices reduces every tap's gradient separately. :data:`CPU_CHOICE` records the choice per kind;
 the ``conv_impl`` setting (``JAXNAS_CONV_IMPL=xla|shift``, or :func:`jaxnas.platform.settings.configure`) forces
 one implementation everywhere. Both
-implementations compute the same function (tests/test_ops.py).
+implementations compute the same function (tests/nn/test_ops.py).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnas import registry
 from jaxnas.nn import grow
 from jaxnas.search import morph
 from jaxnas.runners import loop
@@ -270,7 +271,7 @@ class GrowingSearchTask(loop.Task):
         run.log({"kind": "final", "step": run.total_steps, **final, "spec": grow.describe(self.spec),
                  "derived": grow.describe(derived), "time": round(run.seconds(), 3)})
         run.write_json("genotype.json", {
-            "space": "grow-conv", "schedule": self.cfg.schedule, "spec": grow.spec_to_json(self.spec),
+            "space": registry.GrownConvSpace.name, "schedule": self.cfg.schedule, "spec": grow.spec_to_json(self.spec),
             "derived": grow.spec_to_json(derived), "arch": jax.tree_util.tree_map(lambda a: a.tolist(), arch),
             "final_metrics": final, "steps": run.total_steps,
         })

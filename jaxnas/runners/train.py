@@ -41,6 +41,18 @@ from jaxnas import data
 NON_IDENTITY_FIELDS = loop.RUN_FIELDS + ("inject_nan_at",)
 
 
+def parse_any(text: str):
+    """``(space, genotype)`` of the first registered image space whose ``parse`` takes ``text``."""
+    errors = []
+    for name in registry.space_names("image"):
+        space = registry.get_space(name)
+        try:
+            return space, space.parse(text)
+        except ValueError as e:
+            errors.append(f"{name}: {e}")
+    raise ValueError(f"{text[:80]!r} is not a genotype of any registered image space ({'; '.join(errors)})")
+
+
 def load_genotype(source: str | dict):
     """``(space, genotype)`` from a search's ``genotype.json`` (or any JSON file / object with a ``space`` key and a
     ``genotype`` or the genotype's own fields), an NB201 arch string, or a published DARTS name (``DARTS_V2``)."""
@@ -60,12 +72,8 @@ def load_genotype(source: str | dict):
                 data = json.loads(text)
             except json.JSONDecodeError as e:
                 raise ValueError(f"malformed genotype JSON: {e}") from None
-        elif text.startswith("|"):
-            space = registry.get_space("nb201")
-            return space, space.parse(text)
-        else:
-            space = registry.get_space("darts")
-            return space, space.parse(text)
+        else:  # a space's own text form (an NB201 arch string, a published DARTS name, ...)
+            return parse_any(text)
     if not isinstance(data, dict):
         raise ValueError(f"a genotype must be a JSON object, got {type(data).__name__}")
     inner = data.get("genotype", data)

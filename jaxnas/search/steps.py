@@ -556,8 +556,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, tr
     The same function as the single-program step (same keys, temperature, learning rates; equal up to float
     rounding), arranged so that no program holds more than one gradient (the exact second-order mixed derivative:
     the gradient of a gradient). Why: XLA:CPU orders the kernels of a program by comparing every
-    pair, so compiling one program of n passes costs about n^2 times one pass (README, "Conv implementation per
-    backend"). Second order, in both Hessian modes (``w' = w - xi g_w``, ``d = grad_w' L_val(w', a)``):
+    pair, so compiling one program of n passes costs about n^2 times one pass (docs/cpu-performance.md). Second order, in both Hessian modes (``w' = w - xi g_w``, ``d = grad_w' L_val(w', a)``):
 
     - exact: ``grad_a L_val(w', a) - xi * grad_a <grad_w L_train(w, a), d>`` (the mixed second derivative along
       ``d``, equal to differentiating through the unrolled update);

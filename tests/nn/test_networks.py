@@ -13,6 +13,7 @@ from jaxnas.registry import get_space
 NB201_DATASETS = (("cifar10", 10, 32), ("cifar100", 100, 32), ("imagenet16", 120, 16))
 
 
+@pytest.mark.slow
 def test_nb201_params_and_flops_match_the_benchmark_on_60_cells(shared_data):
     """Exact parameter counts and FLOPs within 1% on 60 cells: one of every (1x1 conv, 3x3 conv) count class (costs
     depend on these counts only) plus 32 random ones. experiments/check_nb201_costs.py checks all 15,625."""
@@ -64,6 +65,7 @@ def test_all_none_nb201_cell_outputs_zero_features():
     assert jnp.allclose(y, model.apply(v, 2.0 * x + 1.0, train=False), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_network_cifar_aux_head_and_drop_path():
     model = NetworkCIFAR(get_cnn_genotype("PC_DARTS_cifar"), C=4, layers=3, num_classes=5, auxiliary=True, impl="xla")
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 3))

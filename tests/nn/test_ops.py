@@ -98,6 +98,7 @@ def test_pool_bn_only_for_pools():
     [("depthwise", 3, 1, 1, 1), ("depthwise", 5, 2, 2, 1), ("depthwise", 3, 1, 2, 2), ("depthwise", 5, 2, 4, 2),
      ("max", 3, 1, 1, 1), ("max", 3, 2, 1, 1), ("avg", 3, 1, 1, 1), ("avg", 3, 2, 1, 1)],
 )
+@pytest.mark.slow
 def test_hand_written_shift_gradients_match_xla_to_second_order(window, size):
     # depthwise_shift / max_pool_shift carry custom VJPs; the exact DARTS hypergradient differentiates them twice
     kind, k, stride, padding, dilation = window
@@ -135,6 +136,7 @@ def _node_then_windows(fence):
     return loss
 
 
+@pytest.mark.slow
 def test_fence_cotangent_is_the_identity_to_second_order():
     x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
     taps = 0.3 * jax.random.normal(jax.random.key(1), (6, 3, 3, 3))

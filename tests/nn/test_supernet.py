@@ -30,6 +30,7 @@ def test_darts_search_network_has_the_published_size():
     assert params == 1930618
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name", ["nb201", "darts"])
 def test_supernet_forward_and_arch_gradient(space_name):
     space, model = _tiny(space_name)
@@ -50,6 +51,7 @@ def test_supernet_forward_and_arch_gradient(space_name):
     assert all(float(jnp.abs(leaf).sum()) > 0 for leaf in jax.tree_util.tree_leaves(g))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name", ["nb201", "darts"])
 def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name):
     space, model = _tiny(space_name)
@@ -66,6 +68,7 @@ def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name)
     assert jaxpr.count("cond[") == 3 * edges_per_cell  # 3 cells in both tiny supernets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name", ["nb201", "darts"])
 def test_changing_architecture_values_does_not_retrace(space_name):
     space, model = _tiny(space_name)
@@ -95,6 +98,7 @@ def test_bad_weights_and_inputs_are_clear_errors():
         model.init(jax.random.PRNGKey(0), X, get_cnn_genotype("DARTS_V2"), train=False)
 
 
+@pytest.mark.slow
 def test_nested_cells_compute_the_same_values_and_gradients():
     # soft weights only; one-hot weights (nn.switch inside the conditional) passed too, left out to save 100 s
     space, flat = _tiny("darts")
@@ -120,6 +124,7 @@ def test_nested_cells_compute_the_same_values_and_gradients():
     assert text.count("stablehlo.case") == 3  # one per cell
 
 
+@pytest.mark.slow
 def test_nested_cells_give_nan_for_non_finite_weights():
     space, model = _tiny("darts")
     model = model.clone(nest_cells=True)

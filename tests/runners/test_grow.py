@@ -54,6 +54,7 @@ def outputs(workdir):
     return json.loads((workdir / "genotype.json").read_text()), metrics, (workdir / "specs.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_growing_search_sigkill_after_growth_then_resume_is_bit_identical(tmp_path):
     ref, run = tmp_path / "ref", tmp_path / "run"
     done = subprocess.run(command(ref), env=env(), capture_output=True, text=True, timeout=900)

@@ -68,6 +68,7 @@ def test_transform_events_follow_the_schedules():
             G.GrowthConfig(**bad)
 
 
+@pytest.mark.slow
 def test_growth_on_schedule_is_exact_and_prune_shrinks(searched):
     result, seen = searched
     assert [(r["step"], r["event"]) for r, *_ in seen] == [(2, "grow"), (4, "prune")]
@@ -84,6 +85,7 @@ def test_growth_on_schedule_is_exact_and_prune_shrinks(searched):
     assert np.isfinite(result["test"]["rse"]) and np.isfinite(result["valid"]["corr"])
 
 
+@pytest.mark.slow
 def test_derived_spec_builds_and_retrains(searched, toy_path):
     result, _ = searched
     derived = grow.spec_from_json(result["derived"])
@@ -99,6 +101,7 @@ def test_derived_spec_builds_and_retrains(searched, toy_path):
         G.fixed_cell(grow.spec_from_json(result["spec"]))
 
 
+@pytest.mark.slow
 def test_same_seed_same_derived_spec(searched, toy_path):
     result, _ = searched
     again = G.run_growing_forecast(tiny_config(toy_path))

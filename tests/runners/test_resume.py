@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = os.environ.get("JAXNAS_TEST_JIT_CACHE", str(Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache"))
 ARGS = ["--space", "nb201", "--method", "darts", "--optimization", "single-level", "--channels", "2", "--layers", "1",

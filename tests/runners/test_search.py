@@ -37,6 +37,7 @@ def reference(tmp_path_factory):
     return run_search(TINY.replace(workdir=str(workdir)))
 
 
+@pytest.mark.slow
 def test_run_writes_everything(reference):
     w = reference.workdir
     for name in ("config.json", "metrics.jsonl", "genotypes.jsonl", "genotype.json", "arch.npz"):
@@ -53,6 +54,7 @@ def test_run_writes_everything(reference):
     assert sorted(int(p.name) for p in (w / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
 
 
+@pytest.mark.slow
 def test_same_seed_same_genotype(reference, tmp_path):
     again = run_search(TINY.replace(workdir=str(tmp_path / "again")))
     assert again.arch_string == reference.arch_string
@@ -61,6 +63,7 @@ def test_same_seed_same_genotype(reference, tmp_path):
     assert records(again.workdir) == records(reference.workdir)
 
 
+@pytest.mark.slow
 def test_rerun_of_finished_run_is_a_no_op(reference):
     before = records(reference.workdir)
     again = run_search(TINY.replace(workdir=str(reference.workdir)))
@@ -69,11 +72,13 @@ def test_rerun_of_finished_run_is_a_no_op(reference):
     assert records(reference.workdir) == before
 
 
+@pytest.mark.slow
 def test_different_config_is_refused(reference):
     with pytest.raises(ValueError, match=r"different config \(seed: 0 -> 1\)"):
         run_search(TINY.replace(workdir=str(reference.workdir), seed=1))
 
 
+@pytest.mark.slow
 def test_warmup_leaves_arch_untouched(tmp_path):
     cfg = TINY.replace(workdir=str(tmp_path / "w"), epochs=1, warmup_epochs=1)
     result = run_search(cfg)
@@ -83,6 +88,7 @@ def test_warmup_leaves_arch_untouched(tmp_path):
     np.testing.assert_array_equal(result.arch["cell"], np.asarray(get_space("nb201").init_arch(k_arch)["cell"]))
 
 
+@pytest.mark.slow
 def test_nan_stops_and_keeps_last_good_checkpoint(reference, tmp_path):
     workdir = tmp_path / "nan"
     with pytest.raises(DivergedError, match=r"loss is nan at step 2 .*last good checkpoint is step 2"):
@@ -97,6 +103,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(reference, tmp_path):
     assert records(workdir) == records(reference.workdir)
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_falls_back_to_previous(reference, tmp_path):
     import shutil
 
@@ -178,6 +185,7 @@ def test_all_checkpoints_unreadable_means_fresh_start(tmp_path):
     assert any("unreadable" in str(x.message) for x in w)
 
 
+@pytest.mark.slow
 def test_spos_trains_weights_then_picks_best_candidate(tmp_path):
     cfg = TINY.replace(workdir=str(tmp_path / "spos"), relaxation="spos", epochs=1, steps_per_epoch=2, spos_candidates=3)
     result = run_search(cfg)

@@ -46,6 +46,7 @@ def test_train_nan_stops_and_keeps_checkpoint(tmp_path):
     assert train_and_evaluate(tiny_nb201(workdir)).resumed_from == 1
 
 
+@pytest.mark.slow
 def test_train_darts_with_auxiliary_and_drop_path(tmp_path):
     space, g = load_genotype("DARTS_V2")
     cfg = TrainConfig(genotype=space.to_json(g), width=2, depth=3, image_size=32, batch_size=4, epochs=2,

@@ -124,6 +124,7 @@ def conv_state():
     return trained_state(CONV_SPEC, conv_model, CONV_X, CONV_Y, cross_entropy, accuracy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONV_TRANSFORMS))
 def test_conv_transform_preserves_function_and_trains_on(name, conv_state):
     spec2, state2 = CONV_TRANSFORMS[name](CONV_SPEC, conv_state)
@@ -167,6 +168,7 @@ def test_deepen_moves_the_later_cells_with_their_state(conv_state):
     np.testing.assert_array_equal(state2.params["cell2"]["out"], conv_state.params["cell1"]["out"])
 
 
+@pytest.mark.slow
 def test_conv_composition_preserves_function(conv_state):
     spec, state = CONV_SPEC, conv_state
     for name in ("widen", "add_node", "remove_none"):
@@ -213,6 +215,7 @@ def random_rnn_transform(rng, spec, state):
     return "noop", (spec, state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_rnn_random_compositions_preserve_function(seed):
     rng = np.random.default_rng(seed)
@@ -292,6 +295,7 @@ def test_prune_with_nothing_below_threshold_is_a_no_op(rnn_state):
     assert spec2 is RNN_SPEC and state2 is rnn_state
 
 
+@pytest.mark.slow
 def test_one_recompile_per_transform(rnn_state):
     traces = []
 

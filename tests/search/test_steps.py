@@ -218,6 +218,7 @@ class ShiftThenTiny(nn.Module):
     # first order split: test_each_mode_applies_its_update checks it against a step by hand
     "mode, hessian", [("bilevel-2nd", "exact"), ("bilevel-2nd", "finite_difference")]
 )
+@pytest.mark.slow
 def test_split_step_computes_the_one_program_step(mode, hessian):
     """make_step(split=True) (the CPU default) runs the bi-level step as several programs; the same function.
 

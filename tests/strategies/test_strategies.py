@@ -64,7 +64,7 @@ def space_decodes(strat, cand):
     return NB201Space().validate(strat.space.decode(np.asarray(cand)))
 
 
-@pytest.mark.parametrize("name", ["random", "rea", "reinforce"])  # bo on NB201: tests/commands/test_bench.py
+@pytest.mark.parametrize("name", ["random", "rea", "reinforce"])  # bo on NB201: tests/cli/test_bench.py
 def test_batched_asks_on_nb201(name):
     space = NB201Space()
     strat = strategies.get_strategy(name, space, batch_size=3)
