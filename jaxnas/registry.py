@@ -33,6 +33,10 @@ class Sizes(NamedTuple):
     width: int
     depth: int
 
+    def override(self, width: int | None, depth: int | None) -> "Sizes":
+        """These sizes with ``width`` / ``depth`` in place of the defaults where given (not None)."""
+        return Sizes(self.width if width is None else width, self.depth if depth is None else depth)
+
 
 @dataclasses.dataclass(frozen=True)
 class SpaceEntry:

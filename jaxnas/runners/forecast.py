@@ -188,7 +188,43 @@ def evaluate_forecast(predict, variables, w: ts.Windows, scale, weights=None, ha
 
 
 @dataclasses.dataclass(frozen=True)
-class ForecastConfig:
+class SequenceRunFields:
+    """The fields forecasting and language modelling share: the search (with ``arch``) and how the run is kept.
+
+    Attributes:
+      arch: ``key -> architecture parameters`` for a search cell; None for a fixed cell.
+      optimization, relaxation, temperature, a_lr, a_weight_decay, search_fraction: the search: ``weights``,
+        ``single-level``, ``bilevel-1st`` or ``bilevel-2nd``; the relaxation and its temperature; the architecture
+        optimizer (Adam, DARTS betas); the fraction of the training data the weights train on in the bi-level
+        modes (the rest trains the architecture).
+      workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
+        again, it resumes); None keeps nothing. log_every, checkpoint_every, keep_checkpoints, progress: as the
+        other runners.
+    """
+
+    log_every: int = 50
+    arch: Callable[[jax.Array], Any] | None = None
+    optimization: str = "bilevel-1st"
+    relaxation: str = "softmax"
+    temperature: float = 1.0
+    a_lr: float = 3e-3
+    a_weight_decay: float = 1e-3
+    search_fraction: float = 0.5
+    workdir: str | None = None
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    progress: bool = True
+    debug_step_delay: float = 0.0
+
+    def check_run_fields(self) -> None:
+        for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
+            if not int(getattr(self, name)) >= 1:
+                raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
+        check_search_fields(self.optimization, self.relaxation, self.search_fraction, self.cell, self.arch)
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastConfig(SequenceRunFields):
     """One budgeted forecasting run (defaults: LSTNet's exchange-rate set-up with a GRU cell).
 
     Attributes:
@@ -200,12 +236,7 @@ class ForecastConfig:
       steps, batch_size, lr, grad_clip, loss, seed: training (Adam; random batches of the training part).
       scale_from: ``'train'`` (no leakage) or ``'all'`` (LSTNet's choice); see :mod:`jaxnas.data.timeseries`.
       eval_every: measure valid RSE every that many steps and keep the best weights (None: keep the final ones).
-      arch: ``key -> architecture parameters`` for a search cell; None for a fixed cell.
-      optimization, relaxation, temperature, a_lr, a_weight_decay, search_fraction: the search (with ``arch``):
-        step mode, relaxation, its temperature, the architecture optimizer (Adam, DARTS betas) and the fraction
-        of the training part the weights train on (the rest trains the architecture).
-      workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
-        again, it resumes); None keeps nothing. checkpoint_every, keep_checkpoints, progress: as the other runners.
+      The search and run fields: :class:`SequenceRunFields`.
     """
 
     dataset: str = "exchange_rate"
@@ -223,23 +254,10 @@ class ForecastConfig:
     scale_from: str = "train"
     eval_every: int | None = None
     eval_batch_size: int = 256
-    log_every: int = 50
-    arch: Callable[[jax.Array], Any] | None = None
-    optimization: str = "bilevel-1st"
-    relaxation: str = "softmax"
-    temperature: float = 1.0
-    a_lr: float = 3e-3
-    a_weight_decay: float = 1e-3
-    search_fraction: float = 0.5
-    workdir: str | None = None
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
-    progress: bool = True
-    debug_step_delay: float = 0.0
 
     def __post_init__(self):
-        for name in ("horizon", "window", "hidden", "steps", "batch_size", "eval_batch_size", "log_every",
-                     "checkpoint_every", "keep_checkpoints"):
+        self.check_run_fields()
+        for name in ("horizon", "window", "hidden", "steps", "batch_size", "eval_batch_size"):
             if not int(getattr(self, name)) >= 1:
                 raise ValueError(f"ForecastConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.highway_window < 0:
@@ -250,7 +268,6 @@ class ForecastConfig:
             raise ValueError(f"unknown loss {self.loss!r}; allowed: {', '.join(LOSSES)}")
         if self.seed < 0:
             raise ValueError(f"ForecastConfig.seed must be >= 0, got {self.seed}")
-        check_search_fields(self.optimization, self.relaxation, self.search_fraction, self.cell, self.arch)
 
 
 def make_search_step(model, config, scale, w_optimizer):
@@ -432,7 +449,7 @@ def run_forecast(config: ForecastConfig) -> dict:
 
 __all__ = [
     "CELL_KINDS", "LOSSES",
-    "ForecastConfig", "ForecastTask", "SequenceTask",
+    "ForecastConfig", "ForecastTask", "SequenceRunFields", "SequenceTask",
     "count_params", "eval_weights", "evaluate_forecast", "fixed_apply", "init_state", "make_cell", "make_loss",
     "make_optimizer", "make_predict", "make_search_step", "predict_windows", "run_forecast", "tree_to_lists",
     "unused_arch",

@@ -46,7 +46,6 @@ from jaxnas.data import batch_at, steps_per_epoch
 
 SCHEDULES = ("grow-then-prune", "interleaved")
 GROW_OPTIMIZATIONS = {k: OPTIMIZATIONS[k] for k in ("single-level", "bilevel-1st")}  # morphisms: no 2nd order
-_NON_IDENTITY = loop.RUN_FIELDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +136,7 @@ class GrowConfig:
         return cls(**data)
 
     def identity(self) -> dict:
-        return {k: v for k, v in self.to_json().items() if k not in _NON_IDENTITY}
+        return loop.identity_of(self.to_json())
 
 
 def events(config: GrowConfig) -> dict[int, str]:

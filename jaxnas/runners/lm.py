@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -37,7 +37,6 @@ from jaxnas.search.steps import OptimConfig, SearchState, cross_entropy, make_ar
 from jaxnas.runners import forecast as F
 from jaxnas.runners import loop
 from jaxnas.runners.forecast import (
-    check_search_fields,
     count_params,
     init_state,
     make_cell,
@@ -116,7 +115,7 @@ def evaluate_lm(model: LanguageModel, variables, stream: np.ndarray, bptt: int, 
 
 
 @dataclasses.dataclass(frozen=True)
-class LMConfig:
+class LMConfig(F.SequenceRunFields):
     """One budgeted language-modelling run (defaults: a small LSTM model on the shipped smoke corpus).
 
     Attributes:
@@ -127,10 +126,7 @@ class LMConfig:
       steps, batch_size, bptt, lr, grad_clip, seed: training (Adam).
       eval_batch_size: rows of the valid/test streams; eval_windows: score only the first that many windows (None:
         all); eval_every: measure valid perplexity every that many steps and keep the best weights.
-      arch, optimization, relaxation, temperature, a_lr, a_weight_decay, search_fraction: the search (with
-        ``arch``, a function ``key -> architecture parameters``), as in :class:`~jaxnas.runners.forecast.ForecastConfig`.
-      workdir: where the run keeps ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``result.json`` (run
-        again, it resumes); None keeps nothing. checkpoint_every, keep_checkpoints, progress: as the other runners.
+      The search and run fields: :class:`jaxnas.runners.forecast.SequenceRunFields`.
     """
 
     data_dir: str | None = None
@@ -147,23 +143,10 @@ class LMConfig:
     eval_batch_size: int = 10
     eval_windows: int | None = None
     eval_every: int | None = None
-    log_every: int = 50
-    arch: Callable[[jax.Array], Any] | None = None
-    optimization: str = "bilevel-1st"
-    relaxation: str = "softmax"
-    temperature: float = 1.0
-    a_lr: float = 3e-3
-    a_weight_decay: float = 1e-3
-    search_fraction: float = 0.5
-    workdir: str | None = None
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
-    progress: bool = True
-    debug_step_delay: float = 0.0
 
     def __post_init__(self):
-        for name in ("hidden", "embed_dim", "steps", "batch_size", "bptt", "eval_batch_size", "log_every",
-                     "checkpoint_every", "keep_checkpoints"):
+        self.check_run_fields()
+        for name in ("hidden", "embed_dim", "steps", "batch_size", "bptt", "eval_batch_size"):
             if not int(getattr(self, name)) >= 1:
                 raise ValueError(f"LMConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("eval_every", "eval_windows"):
@@ -171,7 +154,6 @@ class LMConfig:
                 raise ValueError(f"LMConfig.{name} must be >= 1 or None, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"LMConfig.seed must be >= 0, got {self.seed}")
-        check_search_fields(self.optimization, self.relaxation, self.search_fraction, self.cell, self.arch)
 
 
 def _windows(stream: np.ndarray, bptt: int, name: str) -> int:

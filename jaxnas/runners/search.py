@@ -60,7 +60,7 @@ from jaxnas.data import batch_at, steps_per_epoch
 METHODS = ("darts", "snas", "gdas", "asap", "spos")
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
-NON_IDENTITY_FIELDS = loop.RUN_FIELDS + ("devices", "inject_nan_at")
+NON_IDENTITY_FIELDS = ("devices", "inject_nan_at")  # beside loop.RUN_FIELDS
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -171,9 +171,7 @@ class SearchConfig:
 
     def sizes(self) -> registry.Sizes:
         """``width`` and ``depth``, each defaulting to the space's (:attr:`jaxnas.registry.SpaceEntry.quick_supernet`)."""
-        quick = registry.get_entry(self.space).quick_supernet
-        return registry.Sizes(quick.width if self.width is None else self.width,
-                              quick.depth if self.depth is None else self.depth)
+        return registry.get_entry(self.space).quick_supernet.override(self.width, self.depth)
 
     # -- JSON ---------------------------------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -192,7 +190,7 @@ class SearchConfig:
 
     def identity(self) -> dict:
         """The fields that define what the run computes (compared when resuming)."""
-        return {k: v for k, v in self.to_json().items() if k not in NON_IDENTITY_FIELDS}
+        return loop.identity_of(self.to_json(), NON_IDENTITY_FIELDS)
 
     def replace(self, **changes) -> "SearchConfig":
         return dataclasses.replace(self, **changes)

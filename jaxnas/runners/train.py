@@ -38,7 +38,7 @@ from jaxnas.runners.search import fit_images, loop_options
 from jaxnas.search.steps import accuracy, cross_entropy
 from jaxnas import data
 
-NON_IDENTITY_FIELDS = loop.RUN_FIELDS + ("inject_nan_at",)
+NON_IDENTITY_FIELDS = ("inject_nan_at",)  # beside loop.RUN_FIELDS
 
 
 def parse_any(text: str):
@@ -155,15 +155,13 @@ class TrainConfig:
 
     def sizes(self) -> registry.Sizes:
         """``width`` and ``depth``, each defaulting to the space's (:attr:`jaxnas.registry.SpaceEntry.quick_network`)."""
-        quick = registry.get_entry(self.space).quick_network
-        return registry.Sizes(quick.width if self.width is None else self.width,
-                              quick.depth if self.depth is None else self.depth)
+        return registry.get_entry(self.space).quick_network.override(self.width, self.depth)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict:
-        return {k: v for k, v in self.to_json().items() if k not in NON_IDENTITY_FIELDS}
+        return loop.identity_of(self.to_json(), NON_IDENTITY_FIELDS)
 
 
 @dataclasses.dataclass(frozen=True)
