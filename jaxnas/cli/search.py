@@ -29,11 +29,10 @@ import numpy as np
 
 from jaxnas import registry, relax
 from jaxnas.nn import grow
+from jaxnas.cli.jobs import run_job
 from jaxnas.platform import settings
-from jaxnas.platform.cache import enable_compilation_cache
 from jaxnas.runners.grow import SCHEDULES, GrowConfig, run_growing_search
 from jaxnas.runners.lm import LMConfig, run_lm
-from jaxnas.runners.loop import DivergedError
 from jaxnas.runners.recurrent_growth import GrowForecastConfig, GrowLMConfig, run_growing_forecast, run_growing_lm
 from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SearchConfig, run_search
 from jaxnas.search.steps import OptimConfig
@@ -200,12 +199,7 @@ def grow_config_from_args(args) -> GrowConfig:
 
 def _run_grow(args) -> int:
     config = grow_config_from_args(args)
-    enable_compilation_cache()
-    try:
-        result = run_growing_search(config)
-    except DivergedError as e:
-        print(f"jaxnas search: error: {e}", file=sys.stderr)
-        return 3
+    result = run_job("search", run_growing_search, config)
     m = result.metrics
     print(f"grown supernet ({config.schedule}, {result.steps} steps, {result.wall_time:.1f} s): "
           f"{grow.describe(result.spec)}")
@@ -245,12 +239,7 @@ def sequence_config_from_args(args, entry):
 
 def _run_sequence(args, entry) -> int:
     config, space = sequence_config_from_args(args, entry)
-    enable_compilation_cache()
-    try:
-        result = run_lm(config)
-    except DivergedError as e:
-        print(f"jaxnas search: error: {e}", file=sys.stderr)
-        return 3
+    result = run_job("search", run_lm, config)
     genotype = space.derive({k: np.asarray(v) for k, v in result["arch"].items()})
     out = Path(config.workdir) / "genotype.json"
     out.write_text(json.dumps({"space": space.name, "genotype": space.to_json(genotype), "arch": space.format(genotype),
@@ -293,12 +282,8 @@ def sequence_growth_config_from_args(args):
 
 def _run_sequence_growth(args, entry) -> int:
     config = sequence_growth_config_from_args(args)
-    enable_compilation_cache()
-    try:
-        result = (run_growing_forecast if isinstance(config, GrowForecastConfig) else run_growing_lm)(config)
-    except DivergedError as e:
-        print(f"jaxnas search: error: {e}", file=sys.stderr)
-        return 3
+    run = run_growing_forecast if isinstance(config, GrowForecastConfig) else run_growing_lm
+    result = run_job("search", run, config)
     out = Path(config.workdir) / "genotype.json"
     out.write_text(json.dumps({"space": entry.name, "derived": result["derived"], "spec": result["spec"],
                                "arch": result["arch"], "valid": result["valid"], "test": result["test"],
@@ -335,12 +320,7 @@ def _run(args) -> int:
         return _run_grow(args)
     config = config_from_args(args)
     start_distributed(args)
-    enable_compilation_cache()
-    try:
-        result = run_search(config)
-    except DivergedError as e:
-        print(f"jaxnas search: error: {e}", file=sys.stderr)
-        return 3
+    result = run_job("search", run_search, config)
     m = result.metrics
     summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
     print(f"genotype ({config.space}, {config.relaxation}, {result.steps} steps, {result.wall_time:.1f} s): "

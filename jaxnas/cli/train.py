@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 
 from jaxnas.cli.search import one_line_errors
+from jaxnas.cli.jobs import run_job
 from jaxnas.platform import settings
 
-from jaxnas.platform.cache import enable_compilation_cache
-from jaxnas.runners.loop import DivergedError
 from jaxnas.runners.train import TrainConfig, load_genotype, train_and_evaluate
 
 
@@ -74,12 +72,7 @@ def _run(args) -> int:
         inject_nan_at=args.inject_nan_at, debug_step_delay=args.debug_step_delay or 0.0, log_every=args.log_every,
         conv_impl=args.conv_impl or "auto",
     )
-    enable_compilation_cache()
-    try:
-        result = train_and_evaluate(config)
-    except DivergedError as e:
-        print(f"jaxnas train: error: {e}", file=sys.stderr)
-        return 3
+    result = run_job("train", train_and_evaluate, config)
     print(json.dumps({"test_accuracy": round(result.test_accuracy, 4), "test_loss": round(result.test_loss, 4),
                       "test_examples": result.test_examples, "params": result.params, "steps": result.steps,
                       "arch": space.format(genotype), "workdir": str(result.workdir)}))

@@ -342,6 +342,16 @@ class SequenceTask(loop.Task):
     def final_state(self, state):
         return state["best"] if self.keeps_best else state["run"]
 
+    def write_result(self, result: dict, host, run) -> dict:
+        """Complete ``result`` (the searched architecture, times), log it and write ``result.json``."""
+        if self.search:
+            result["arch"] = tree_to_lists(host.arch)
+        result["compile_seconds"] = round(self.compile_seconds or 0.0, 3)
+        result["seconds"] = round(run.seconds(), 3)
+        run.log({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
+        run.write_json("result.json", result)
+        return result
+
     def summary(self) -> dict:
         return {"train_loss": [self.first_loss, self.last_loss],
                 "best_step": self.best_step if self.keeps_best else self.total_steps}
@@ -416,13 +426,7 @@ class ForecastTask(SequenceTask):
             "valid": self._evaluate(final, d.valid), "test": self._evaluate(final, d.test),
             "best_step": self.summary()["best_step"],
         }
-        if self.search:
-            result["arch"] = tree_to_lists(host.arch)
-        result["compile_seconds"] = round(self.compile_seconds or 0.0, 3)
-        result["seconds"] = round(run.seconds(), 3)
-        run.log({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
-        run.write_json("result.json", result)
-        return result
+        return self.write_result(result, host, run)
 
 
 def sequence_loop_options(cfg) -> loop.LoopOptions | None:

@@ -39,7 +39,7 @@ from jaxnas import registry
 from jaxnas.nn import grow
 from jaxnas.search import morph
 from jaxnas.runners import loop
-from jaxnas.runners.search import fit_images, loop_options
+from jaxnas.runners.search import config_from_json, fit_images, loop_options
 from jaxnas.search.steps import OPTIMIZATIONS, OptimConfig, SearchState, make_arch_optimizer, make_step, make_weight_optimizer
 from jaxnas import data
 from jaxnas.data import batch_at, steps_per_epoch
@@ -127,13 +127,7 @@ class GrowConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "GrowConfig":
-        data = dict(data)
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown growing-search config fields: {', '.join(unknown)}")
-        if isinstance(data.get("optim"), dict):
-            data["optim"] = OptimConfig(**data["optim"])
-        return cls(**data)
+        return config_from_json(cls, data, "growing-search")
 
     def identity(self) -> dict:
         return loop.identity_of(self.to_json())

@@ -41,7 +41,6 @@ from jaxnas.runners.forecast import (
     init_state,
     make_cell,
     make_optimizer,
-    tree_to_lists,
 )
 from jaxnas.nn.sequence import LanguageModel
 
@@ -239,13 +238,7 @@ class LMTask(F.SequenceTask):
             "valid": self._evaluate(final, self.valid_stream), "test": self._evaluate(final, self.test_stream),
             "best_step": self.summary()["best_step"],
         }
-        if self.search:
-            result["arch"] = tree_to_lists(host.arch)
-        result["compile_seconds"] = round(self.compile_seconds or 0.0, 3)
-        result["seconds"] = round(run.seconds(), 3)
-        run.log({"kind": "final", **{k: result[k] for k in ("valid", "test", "best_step")}})
-        run.write_json("result.json", result)
-        return result
+        return self.write_result(result, host, run)
 
 
 def run_lm(config: LMConfig) -> dict:

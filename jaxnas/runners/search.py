@@ -179,14 +179,7 @@ class SearchConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "SearchConfig":
-        data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown search config fields: {', '.join(unknown)}")
-        if isinstance(data.get("optim"), dict):
-            data["optim"] = OptimConfig(**data["optim"])
-        return cls(**data)
+        return config_from_json(cls, data, "search")
 
     def identity(self) -> dict:
         """The fields that define what the run computes (compared when resuming)."""
@@ -194,6 +187,17 @@ class SearchConfig:
 
     def replace(self, **changes) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
+
+
+def config_from_json(cls, data: dict, what: str):
+    """A config dataclass with an ``optim`` field from its JSON; unknown fields are an error naming them."""
+    data = dict(data)
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what} config fields: {', '.join(unknown)}")
+    if isinstance(data.get("optim"), dict):
+        data["optim"] = OptimConfig(**data["optim"])
+    return cls(**data)
 
 
 def parse_temperature(spec: str):

@@ -74,3 +74,15 @@ def test_default_search_config():
     args = build_parser().parse_args(["search"])
     cfg = config_from_args(args)
     assert (cfg.space, cfg.relaxation, cfg.dataset) == ("nb201", "darts", "embedded")
+
+
+def test_a_diverged_search_is_one_line_and_exit_code_3(tmp_path, capsys):
+    args = ["search", "--width", "2", "--depth", "1", "--image-size", "8", "--batch-size", "8", "--epochs", "1",
+            "--steps-per-epoch", "3", "--checkpoint-every", "1", "--no-progress", "--conv-impl", "xla",
+            "--workdir", str(tmp_path / "nan"), "--inject-nan-at", "2"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("jaxnas search: error: loss is nan at step 2 (epoch 0, step 2 of 3); the search "
+                                "stopped and the last good checkpoint is step 2")
