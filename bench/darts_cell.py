@@ -25,7 +25,8 @@ import time
 SCHEDULERS = {"memory": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED", "default": None}
 
 
-def run_case(reduction: bool, batch: int, channels: int, size: int, scheduler: str, repeats: int) -> dict:
+def run_case(reduction: bool, batch: int, channels: int, size: int, scheduler: str, repeats: int,
+             grouping: str | None = None) -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -33,7 +34,8 @@ def run_case(reduction: bool, batch: int, channels: int, size: int, scheduler: s
     from jaxnas.nn import ops
     from jaxnas.nn.supernet import DartsSearchCell
 
-    cell = DartsSearchCell(channels, reduction, False)
+    # older checkouts (measured through PYTHONPATH) have no edge_grouping field
+    cell = DartsSearchCell(channels, reduction, False, **({"edge_grouping": grouping} if grouping else {}))
     s0 = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, 4 * channels))
     s1 = jax.random.normal(jax.random.PRNGKey(1), (batch, size, size, 4 * channels))
     arch = 1e-3 * jax.random.normal(jax.random.PRNGKey(2), (14, len(cell.primitives)))
@@ -58,7 +60,7 @@ def run_case(reduction: bool, batch: int, channels: int, size: int, scheduler: s
         times.append(time.perf_counter() - start)
     return {
         "cell": "reduction" if reduction else "normal", "C": channels, "batch": batch, "size": size,
-        "scheduler": scheduler, "impl": {k: ops.default_impl(k) for k in ops.KINDS},
+        "scheduler": scheduler, "edge_grouping": grouping, "impl": {k: ops.default_impl(k) for k in ops.KINDS},
         "jaxnas": os.path.dirname(os.path.dirname(jaxnas.__file__)), "jax": jax.__version__,
         "compile_s": round(compile_s, 1), "median_s": round(statistics.median(times), 4),
         "all_s": [round(t, 4) for t in times],
@@ -75,16 +77,18 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--scheduler", default="memory", choices=sorted(SCHEDULERS))
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--edge-grouping", choices=["vmap", "scan", "loop"], help="DartsSearchCell(edge_grouping=...)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        row = run_case(args.worker == "reduction", args.batch, args.channels, args.size, args.scheduler, args.repeats)
+        row = run_case(args.worker == "reduction", args.batch, args.channels, args.size, args.scheduler, args.repeats,
+                       args.edge_grouping)
         print(json.dumps(row))
         return 0
     for cell in args.cells:
         cmd = [sys.executable, __file__, "--worker", cell, "--batch", str(args.batch), "--channels",
                str(args.channels), "--size", str(args.size), "--scheduler", args.scheduler, "--repeats",
-               str(args.repeats)]
+               str(args.repeats)] + (["--edge-grouping", args.edge_grouping] if args.edge_grouping else [])
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             print(json.dumps({"cell": cell, "error": proc.stderr.strip().splitlines()[-1:]}), flush=True)

@@ -166,9 +166,55 @@ class NB201Supernet(NB201Macro):
         return self.body(x, train, run_cell)
 
 
+EDGE_GROUPINGS = ("vmap", "scan", "loop")
+
+
+class _GroupedEdge(nn.Module):
+    """One edge of a group of same-shaped edges into a node: the body that ``nn.vmap`` or ``nn.scan`` lifts over the
+    group's leading edge axis (its variables get that axis too). With ``carry=None`` (vmap) it returns the edge's
+    output; with a running sum as the carry (scan) it adds the output to it."""
+
+    C: int
+    stride: int
+    primitives: Sequence[str]
+    impl: str | None
+    train: bool
+    hard: bool
+
+    @nn.compact
+    def __call__(self, carry, xw):
+        x, w = xw
+        y = MixedOp(self.C, self.stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl,
+                    name="edge")(x, w, self.train, self.hard)
+        return (None, y) if carry is None else (carry + y, None)
+
+
+_LIFT = dict(variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True})
+
+
+def _edge_group(grouping: str, size: int, **fields):
+    """The module that runs ``size`` same-shaped edges of a node at once; both liftings store the same variables."""
+    if grouping == "vmap":
+        return nn.vmap(_GroupedEdge, in_axes=0, out_axes=0, axis_size=size, **_LIFT)(**fields)
+    return nn.scan(_GroupedEdge, in_axes=0, out_axes=0, length=size, **_LIFT)(**fields)
+
+
 class DartsSearchCell(nn.Module):
     """DARTS search cell: preprocess both inputs to C channels, 4 nodes each summing MixedOps over all predecessors,
-    output = concat of the last ``multiplier`` nodes."""
+    output = concat of the last ``multiplier`` nodes.
+
+    ``edge_grouping`` says how the edges into a node are computed; all three compute the same function:
+
+    * ``"vmap"`` (default): the node's edges that read same-shaped inputs with the same stride (all of them in a
+      normal cell; the inputs and the earlier nodes of a reduction cell) run as one batched op per candidate, over
+      an edge axis. XLA then compiles and schedules 4-7 groups per cell instead of 14 edges.
+    * ``"scan"``: the same groups, one edge after another in a loop (smaller programs, less parallel work).
+    * ``"loop"``: every edge on its own, as the DARTS code does; its variables are named per edge (``MixedOp_k``).
+
+    With ``hard=True`` (one op per edge) a ``"vmap"`` group runs as ``"scan"``: a batched conditional would compute
+    every branch. ``"vmap"`` and ``"scan"`` store the same variables (one leading edge axis per group), so a model
+    can be initialised in one and run in the other.
+    """
 
     C: int
     reduction: bool
@@ -177,9 +223,12 @@ class DartsSearchCell(nn.Module):
     steps: int = 4
     multiplier: int = 4
     impl: str | None = None
+    edge_grouping: str = "vmap"
 
     @nn.compact
     def __call__(self, s0, s1, w, train: bool = True, hard: bool = False):
+        if self.edge_grouping not in EDGE_GROUPINGS:
+            raise ValueError(f"edge_grouping must be one of {', '.join(EDGE_GROUPINGS)}, got {self.edge_grouping!r}")
         if self.reduction_prev:
             s0 = FactorizedReduce(self.C, affine=False, impl=self.impl)(s0, train)
         else:
@@ -188,15 +237,40 @@ class DartsSearchCell(nn.Module):
         # each node's gradient is computed once, not fused into every op that reads the node (see fence_cotangent)
         states = [fence_cotangent(s0), fence_cotangent(s1)]
         e = 0
-        for _ in range(self.steps):
-            total = 0.0
-            for j, h in enumerate(states):
-                stride = 2 if self.reduction and j < 2 else 1
-                op = MixedOp(self.C, stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl)
-                total = total + op(h, w[e], train, hard)
-                e += 1
+        for node in range(self.steps):
+            if self.edge_grouping == "loop":
+                total = 0.0
+                for j, h in enumerate(states):
+                    stride = 2 if self.reduction and j < 2 else 1
+                    op = MixedOp(self.C, stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl)
+                    total = total + op(h, w[e], train, hard)
+                    e += 1
+            else:
+                total = self._grouped_node(node, states, w[e : e + len(states)], train, hard)
+                e += len(states)
             states.append(fence_cotangent(total))
         return jnp.concatenate(states[-self.multiplier :], axis=-1)
+
+    def _grouped_node(self, node, states, w, train, hard):
+        # a reduction cell's edges from its two inputs are strided, the others are not: two groups
+        cut = 2 if self.reduction else len(states)
+        grouping = "scan" if hard or self.edge_grouping == "scan" else "vmap"
+        total = None
+        for name, lo, hi, stride in (("inputs", 0, cut, 2 if self.reduction else 1), ("nodes", cut, len(states), 1)):
+            if hi == lo:
+                continue
+            group = _edge_group(grouping, hi - lo, C=self.C, stride=stride, primitives=tuple(self.primitives),
+                                impl=self.impl, train=train, hard=hard, name=f"node{node}_{name}")
+            xs = jnp.stack(states[lo:hi])
+            if grouping == "vmap":
+                _, ys = group(None, (xs, w[lo:hi]))
+                y = jnp.sum(ys, axis=0)
+            else:
+                n, h, wd, _ = states[lo].shape
+                zero = jnp.zeros((n, -(-h // stride), -(-wd // stride), self.C), states[lo].dtype)
+                y, _ = group(zero, (xs, w[lo:hi]))
+            total = y if total is None else total + y
+        return total
 
 
 def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
@@ -235,6 +309,7 @@ class DartsSearchNetwork(nn.Module):
     stem_multiplier: int = 3
     impl: str | None = None
     nest_cells: bool | None = None
+    edge_grouping: str = "vmap"
 
     def _nested(self) -> bool:
         return bool(self.nest_cells)
@@ -258,7 +333,7 @@ class DartsSearchNetwork(nn.Module):
                 C_curr *= 2
             cell = DartsSearchCell(
                 C_curr, reduction, reduction_prev, tuple(self.primitives), self.steps, self.multiplier, self.impl,
-                name=f"cell_{i}",
+                self.edge_grouping, name=f"cell_{i}",
             )
             w = weights["reduce" if reduction else "normal"]
             if self.is_initializing() or not self._nested():

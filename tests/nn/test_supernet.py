@@ -64,8 +64,13 @@ def test_hard_weights_compute_only_the_chosen_op_and_agree_with_soft(space_name)
     np.testing.assert_allclose(soft, hard, atol=1e-5)
     # every edge becomes a switch (lax.cond) over its ops instead of a sum of all of them
     jaxpr = str(jax.make_jaxpr(lambda w: model.apply(v, X, w, train=False, hard=True))(onehot))
-    edges_per_cell = 6 if space_name == "nb201" else 5
-    assert jaxpr.count("cond[") == 3 * edges_per_cell  # 3 cells in both tiny supernets
+    if space_name == "nb201":
+        assert jaxpr.count("cond[") == 3 * 6  # 3 cells of 6 edges
+    else:
+        # DARTS groups a node's same-shaped edges; with one-hot weights each group is a loop over its edges whose
+        # body is one switch: 2 groups in the normal cell (nodes of 2 and 3 edges), 3 in each of the 2 reduction
+        # cells (node 0: its 2 strided input edges; node 1: those and the edge from node 0)
+        assert jaxpr.count("cond[") == jaxpr.count("scan[") == 2 + 3 + 3
 
 
 @pytest.mark.slow
@@ -96,6 +101,68 @@ def test_bad_weights_and_inputs_are_clear_errors():
         model.init(jax.random.PRNGKey(0), X[0], arch, train=False)
     with pytest.raises(ValueError, match="must be a dict with keys"):  # a genotype is not edge weights
         model.init(jax.random.PRNGKey(0), X, get_cnn_genotype("DARTS_V2"), train=False)
+
+
+def _per_edge_to_grouped(cell_params, steps, reduction):
+    """A ``"loop"`` cell's variables (``MixedOp_k`` per edge) in the grouped layout: one leading edge axis per group."""
+    out = {k: v for k, v in cell_params.items() if not k.startswith("MixedOp_")}
+    e = 0
+    for node in range(steps):
+        n_in = 2 + node
+        cut = 2 if reduction else n_in
+        for name, lo, hi in (("inputs", 0, cut), ("nodes", cut, n_in)):
+            if hi > lo:
+                edges = [cell_params[f"MixedOp_{e + i}"] for i in range(lo, hi)]
+                out[f"node{node}_{name}"] = {"edge": jax.tree_util.tree_map(lambda *a: jnp.stack(a), *edges)}
+        e += n_in
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grouping", ["vmap", "scan"])
+def test_grouped_edges_compute_what_per_edge_ops_compute(grouping):
+    space, loop = _tiny("darts")
+    loop = loop.clone(edge_grouping="loop")
+    grouped = loop.clone(edge_grouping=grouping)
+    arch = space.init_arch(jax.random.PRNGKey(1))
+    weights = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+    v = init_variables(loop, jax.random.PRNGKey(2), X, weights, train=False)
+    reductions = {1, 2}  # layers=3: reductions at 3 // 3 and 2 * 3 // 3
+    v_grouped = {
+        col: {name: (_per_edge_to_grouped(tree, 2, int(name.split("_")[1]) in reductions)
+                     if name.startswith("cell_") else tree) for name, tree in v[col].items()}
+        for col in v
+    }
+    chex.assert_trees_all_equal_shapes(
+        v_grouped, init_variables(grouped, jax.random.PRNGKey(2), X, weights, train=False))
+
+    def loss(model, variables, hard):
+        def f(params, arch):
+            w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
+            if hard:  # straight-through one-hot weights, as GDAS's
+                w = jax.tree_util.tree_map(lambda p: jax.nn.one_hot(jnp.argmax(p, -1), p.shape[-1]) - jax.lax.stop_gradient(p) + p, w)
+            y, new = model.apply({**variables, "params": params}, X, w, train=True, hard=hard, mutable=["batch_stats"])
+            return jnp.sum(y**2), new
+        return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))
+
+    for hard in (False, True):
+        (l_loop, bs_loop), (gw_loop, ga_loop) = loss(loop, v, hard)(v["params"], arch)
+        (l_grp, bs_grp), (gw_grp, ga_grp) = loss(grouped, v_grouped, hard)(v_grouped["params"], arch)
+        np.testing.assert_allclose(l_grp, l_loop, rtol=1e-5)
+        chex.assert_trees_all_close(ga_grp, ga_loop, rtol=1e-4, atol=1e-5)
+        gw_loop = {name: (_per_edge_to_grouped(t, 2, int(name.split("_")[1]) in reductions)
+                          if name.startswith("cell_") else t) for name, t in gw_loop.items()}
+        chex.assert_trees_all_close(gw_grp, gw_loop, rtol=1e-4, atol=1e-4)  # gradients up to ~10: float rounding
+        bs_loop = {name: (_per_edge_to_grouped(t, 2, int(name.split("_")[1]) in reductions)
+                          if name.startswith("cell_") else t) for name, t in bs_loop["batch_stats"].items()}
+        chex.assert_trees_all_close(bs_grp["batch_stats"], bs_loop, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_edge_grouping_is_a_clear_error():
+    space, model = _tiny("darts")
+    w = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), space.init_arch(jax.random.PRNGKey(1)))
+    with pytest.raises(ValueError, match="edge_grouping must be one of vmap, scan, loop, got 'batched'"):
+        model.clone(edge_grouping="batched").init(jax.random.PRNGKey(0), X, w, train=False)
 
 
 @pytest.mark.slow
