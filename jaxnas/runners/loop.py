@@ -40,7 +40,10 @@ from typing import Any
 
 import jax
 import numpy as np
-from tqdm import tqdm
+try:  # progress bars; a run without tqdm installed (a bare accelerator image) just has none
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - tqdm is a dependency
+    tqdm = None
 
 from jaxnas.io.checkpoint import Checkpoints
 from jaxnas.platform import settings
@@ -234,7 +237,10 @@ def config_json(config) -> dict:
 
 def report(msg: str) -> None:
     """One line on stderr that does not break a progress bar."""
-    tqdm.write(msg, file=sys.stderr)
+    if tqdm is None:
+        print(msg, file=sys.stderr, flush=True)
+    else:
+        tqdm.write(msg, file=sys.stderr)
 
 
 def host(tree):
@@ -306,7 +312,7 @@ def run(task: Task, options: LoopOptions):
 
     show = options.progress and settings.current().progress
     bar = tqdm(total=total, initial=start, desc=task.kind, unit="step", file=sys.stderr, dynamic_ncols=True,
-               mininterval=0.5) if show and is_writer else None
+               mininterval=0.5) if show and is_writer and tqdm is not None else None
     try:
         for g in range(start, total):
             epoch = g // spe if spe else None

@@ -343,9 +343,11 @@ def make_step(
       hessian: ``"exact"`` or ``"finite_difference"`` (second order only); ``fd_radius``: DARTS's 0.01.
       mesh: a device mesh with a ``'data'`` axis: batches sharded over it, state replicated.
       donate: donate the input state's buffers. jit: return the plain (un-jitted) function when False.
-      split: run a bi-level step as a short sequence of jitted programs, none holding more than one gradient of the
-        supernet (the arch gradient; the weight update; second order: the unrolled weights, the val gradient, the
-        mixed second derivative), instead of one program. The same function, equal up to float rounding. Default
+      split: run a bi-level step as a short sequence of jitted programs around one compiled gradient of the
+        supernet, called once per pass (first order: the arch gradient on the val batch, the weight gradient on the
+        train batch; second order adds the unroll, and the two finite-difference gradients or the exact mixed
+        second derivative, a program of its own), instead of one program. The same function, equal up to float
+        rounding. Default
         (None): split on CPU without a mesh, where XLA's compile time grows with the square of a program's kernel
         count (docs/cpu-performance.md); one program elsewhere. The single-level and weight-only
         steps are one gradient and always one program. The split step has ``.programs`` (its jitted parts).
@@ -402,6 +404,9 @@ def make_step(
             return loss_of(p, a, state.batch_stats, batch, key, temp)
 
         (loss, (logits, new_bs, _)), grads = weight_value_and_grad(objective, state.params, arch)
+        return apply_weight_grads(state, grads, loss, logits, new_bs, batch)
+
+    def apply_weight_grads(state, grads, loss, logits, new_bs, batch):
         updates, w_opt_state = w_optimizer.update(grads, state.w_opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         _, y = unpack_batch(batch)
@@ -497,6 +502,14 @@ def make_step(
         metrics = {"temperature": jnp.asarray(temp, jnp.float32), **(arch_metrics_ or {}), **w_metrics}
         return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
 
+    def weight_grad_phase(state, arch, a_opt_state, g_w, w_aux, batch, val_batch, arch_metrics_):
+        """:func:`weight_phase` from an already computed weight gradient (the split step's last program)."""
+        loss, _, logits, new_bs = w_aux
+        key = keys_of(state)[0]
+        params, new_bs, w_opt_state, w_metrics = apply_weight_grads(state, g_w, loss, logits, new_bs, batch)
+        metrics = {"temperature": jnp.asarray(temperature_at(state.step), jnp.float32), **arch_metrics_, **w_metrics}
+        return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
+
     def finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics):
         if val_batch is not None and mode in ("weights", "single"):
             k_a, temp = keys_of(state)[2], temperature_at(state.step)
@@ -537,8 +550,8 @@ def make_step(
     options = xla.compiler_options()
     if split and mode.startswith("bilevel"):
         return _split_bilevel_step(
-            mode, hessian, fd_radius, check_batches, val_loss_at, train_loss_at, arch_metrics, arch_update,
-            weight_phase, xi_at, donate, options,
+            mode, hessian, fd_radius, check_batches, loss_of, penalty_of, keys_of, temperature_at, arch_metrics,
+            arch_update, weight_grad_phase, xi_at, train_loss_at, donate, options,
         )
     jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
@@ -549,42 +562,55 @@ def make_step(
     return run
 
 
-def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, train_loss_at, arch_metrics,
-                        arch_update, weight_phase, xi_at, donate, options):
-    """A bi-level step as a sequence of jitted programs, each at most one gradient of the supernet.
+def _split_bilevel_step(mode, hessian, fd_radius, check_batches, loss_of, penalty_of, keys_of, temperature_at,
+                        arch_metrics, arch_update, weight_grad_phase, xi_at, train_loss_at, donate, options):
+    """A bi-level step as a sequence of jitted programs around one compiled supernet gradient.
 
     The same function as the single-program step (same keys, temperature, learning rates; equal up to float
-    rounding), arranged so that no program holds more than one gradient (the exact second-order mixed derivative:
-    the gradient of a gradient). Why: XLA:CPU orders the kernels of a program by comparing every
-    pair, so compiling one program of n passes costs about n^2 times one pass (docs/cpu-performance.md). Second order, in both Hessian modes (``w' = w - xi g_w``, ``d = grad_w' L_val(w', a)``):
+    rounding). Every pass through the supernet is one program, :func:`gradients`: the loss of one batch and its
+    gradient in both the weights and the architecture parameters, for any weights, architecture values and batch
+    of the same shapes. So it compiles once, and a first-order step calls it twice (the arch gradient on the val
+    batch, the weight gradient on the train batch, as PyTorch DARTS computes both gradients in both passes); a
+    second-order step with the finite-difference Hessian five times. Only the exact mixed second derivative
+    (second order, ``hessian="exact"``) is a program of its own. Why: XLA:CPU orders the kernels of a program by
+    comparing every pair, so compile time and the compiler's memory grow with the square of a program's size
+    (docs/cpu-performance.md), and each distinct program is paid for once. Second order (``w' = w - xi g_w``,
+    ``d = grad_w' L_val(w', a)``):
 
     - exact: ``grad_a L_val(w', a) - xi * grad_a <grad_w L_train(w, a), d>`` (the mixed second derivative along
       ``d``, equal to differentiating through the unrolled update);
     - finite difference: DARTS's ``(grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)`` in place of the
-      mixed term; the two gradients are the same compiled program.
+      mixed term.
     """
     jit = functools.partial(jax.jit, compiler_options=options)
 
     @jit
-    def grad_1st(state, batch, val_batch):
-        (_, aux), g_a = jax.value_and_grad(val_loss_at(state, val_batch), argnums=1, has_aux=True)(
-            state.params, state.arch
-        )
-        return g_a, arch_metrics(aux, val_batch)
+    def phase_inputs(state):
+        """This step's keys (weight step, arch step, unroll) and temperature."""
+        _, k_w, k_a, k_t = keys_of(state)
+        return k_w, k_a, k_t, jnp.asarray(temperature_at(state.step), jnp.float32)
 
     @jit
-    def unrolled_params(state, batch):
-        train_loss = train_loss_at(state, batch)
-        _, g_w = weight_value_and_grad(lambda p, a: (train_loss(p, a), ()), state.params, state.arch)
+    def gradients(params, batch_stats, arch, batch, key, temp, penalty_scale):
+        """``((loss, penalty, logits, new batch stats), grad in params, grad in arch)`` of
+        ``loss + penalty_scale * penalty`` on one batch."""
+
+        def objective(p, a):
+            loss, (logits, new_bs, weights) = loss_of(p, a, batch_stats, batch, key, temp)
+            pen = penalty_of(weights)
+            return loss + penalty_scale * pen, (loss, pen, logits, new_bs)
+
+        (_, aux), (g_w, g_a) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, arch)
+        return aux, g_w, g_a
+
+    @jit
+    def update_arch(state, g_a, aux, val_batch):
+        return (*arch_update(state, g_a), arch_metrics(aux[:3], val_batch))
+
+    @jit
+    def unroll(state, g_w):
         xi = xi_at(state)
         return jax.tree_util.tree_map(lambda p, g: p - xi * g, state.params, g_w)
-
-    @jit
-    def val_grads(state, w_prime, val_batch):
-        (_, aux), (d_w, d_a) = jax.value_and_grad(val_loss_at(state, val_batch), argnums=(0, 1), has_aux=True)(
-            w_prime, state.arch
-        )
-        return d_w, d_a, arch_metrics(aux, val_batch)
 
     @jit
     def mixed_term(state, batch, d_w):
@@ -602,41 +628,43 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, val_loss_at, tr
         return fd_perturbation(state.params, d_w, fd_radius)
 
     @jit
-    def train_arch_grad(state, params, batch):
-        return jax.grad(train_loss_at(state, batch), argnums=1)(params, state.arch)
-
-    @jit
-    def hyper_update(state, d_a, mixed):
+    def hyper_update(state, d_a, mixed, aux, val_batch):
         xi = xi_at(state)
         g_a = jax.tree_util.tree_map(lambda da, m: da - xi * m, d_a, mixed)
-        return arch_update(state, g_a)
+        return (*arch_update(state, g_a), arch_metrics(aux[:3], val_batch))
 
     @jit
     def fd_mixed(g_plus, g_minus, eps):
         return jax.tree_util.tree_map(lambda gp, gm: (gp - gm) / (2 * eps), g_plus, g_minus)
 
-    update_arch = jit(arch_update)
-    finish = jax.jit(weight_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
+    finish = jax.jit(weight_grad_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
+    no_penalty, with_penalty = jnp.float32(0.0), jnp.float32(1.0)
 
     def run(state, batch, val_batch=None):
         check_batches(val_batch)
+        k_w, k_a, k_t, temp = phase_inputs(state)
+        params, bs = state.params, state.batch_stats
         if mode == "bilevel-1st":
-            g_a, a_metrics = grad_1st(state, batch, val_batch)
-            arch, a_opt_state = update_arch(state, g_a)
+            aux, _, g_a = gradients(params, bs, state.arch, val_batch, k_a, temp, with_penalty)
+            arch, a_opt_state, a_metrics = update_arch(state, g_a, aux, val_batch)
         else:
-            d_w, d_a, a_metrics = val_grads(state, unrolled_params(state, batch), val_batch)
+            _, g_w, _ = gradients(params, bs, state.arch, batch, k_t, temp, no_penalty)
+            aux, d_w, d_a = gradients(unroll(state, g_w), bs, state.arch, val_batch, k_a, temp, with_penalty)
             if hessian == "exact":
                 mixed = mixed_term(state, batch, d_w)
             else:
                 w_plus, w_minus, eps = perturbed(state, d_w)
-                mixed = fd_mixed(train_arch_grad(state, w_plus, batch), train_arch_grad(state, w_minus, batch), eps)
-            arch, a_opt_state = hyper_update(state, d_a, mixed)
-        return finish(state, arch, a_opt_state, batch, val_batch, a_metrics)
+                g_plus = gradients(w_plus, bs, state.arch, batch, k_t, temp, no_penalty)[2]
+                g_minus = gradients(w_minus, bs, state.arch, batch, k_t, temp, no_penalty)[2]
+                mixed = fd_mixed(g_plus, g_minus, eps)
+            arch, a_opt_state, a_metrics = hyper_update(state, d_a, mixed, aux, val_batch)
+        w_aux, g_w, _ = gradients(params, bs, arch, batch, k_w, temp, no_penalty)
+        return finish(state, arch, a_opt_state, g_w, w_aux, batch, val_batch, a_metrics)
 
     run.programs = {
-        "grad_1st": grad_1st, "unrolled_params": unrolled_params, "val_grads": val_grads, "mixed_term": mixed_term,
-        "perturbed": perturbed, "train_arch_grad": train_arch_grad, "hyper_update": hyper_update,
-        "fd_mixed": fd_mixed, "update_arch": update_arch, "finish": finish,
+        "phase_inputs": phase_inputs, "gradients": gradients, "update_arch": update_arch, "unroll": unroll,
+        "mixed_term": mixed_term, "perturbed": perturbed, "hyper_update": hyper_update, "fd_mixed": fd_mixed,
+        "finish": finish,
     }
     return run
 
