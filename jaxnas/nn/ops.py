@@ -20,6 +20,8 @@ implementations compute the same function (tests/nn/test_ops.py).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from typing import Callable
 
@@ -36,16 +38,35 @@ KINDS = ("dense", "depthwise", "pool", "pool_strided")
 CPU_CHOICE = {"dense": "xla", "depthwise": "shift", "pool": "shift", "pool_strided": "shift"}
 
 
+# inside the branch of a conditional XLA:CPU runs its own convolutions with a slow generic loop (a 3x3 conv of
+# 64x32x32x16 forward+backward: 6-9 ms alone, 375 ms as a switch branch; im2col's matrix product: 32 ms either way)
+CPU_CHOICE_IN_CONDITIONAL = {**CPU_CHOICE, "dense": "shift"}
+_TRACING_CONDITIONAL = contextvars.ContextVar("jaxnas_tracing_conditional", default=False)
+
+
+@contextlib.contextmanager
+def tracing_conditional():
+    """Trace the branches of a conditional (``lax.switch``, ``nn.switch``, ``nn.cond``) inside this block, so that
+    windows built there with ``impl=None`` take :data:`CPU_CHOICE_IN_CONDITIONAL` on CPU."""
+    token = _TRACING_CONDITIONAL.set(True)
+    try:
+        yield
+    finally:
+        _TRACING_CONDITIONAL.reset(token)
+
+
 def default_impl(kind: str = "dense") -> str:
     """The implementation used for a window of ``kind`` when a module is given ``impl=None`` (or ``"auto"``):
     the ``conv_impl`` setting (:mod:`jaxnas.platform.settings`) unless it is ``auto``, else :data:`CPU_CHOICE` on
-    CPU and ``xla`` elsewhere."""
+    CPU (:data:`CPU_CHOICE_IN_CONDITIONAL` while :func:`tracing_conditional`) and ``xla`` elsewhere."""
     if kind not in KINDS:
         raise ValueError(f"unknown window kind {kind!r}; allowed: {', '.join(KINDS)}")
     impl = settings.current().conv_impl
     if impl != "auto":
         return impl
-    return CPU_CHOICE[kind] if jax.default_backend() == "cpu" else "xla"
+    if jax.default_backend() != "cpu":
+        return "xla"
+    return (CPU_CHOICE_IN_CONDITIONAL if _TRACING_CONDITIONAL.get() else CPU_CHOICE)[kind]
 
 
 def _resolve(impl: str | None, kind: str) -> str:
@@ -233,14 +254,23 @@ def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
             feature_group_count=groups,
         )
     if groups == 1:
-        ho = out_size(x.shape[1], k, stride, padding, dilation)
-        wo = out_size(x.shape[2], k, stride, padding, dilation)
-        views = _shifted_slices(_pad_hw(x, padding), k, stride, dilation, (ho, wo))
-        patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
-        return patches @ kernel.reshape(k * k * cin, kernel.shape[-1])
+        return _im2col_conv(x, kernel, stride, padding, dilation)
     if groups == cin and kernel.shape[-1] == cin:
         return depthwise_shift(x, kernel.reshape(k, k, cin), stride, padding, dilation)
     raise ValueError(f"groups must be 1 or equal to the channel count ({cin}), got {groups}")
+
+
+@functools.partial(jax.checkpoint, static_argnums=(2, 3, 4))
+def _im2col_conv(x, kernel, stride: int, padding: int, dilation: int):
+    """A dense convolution as one matrix product over the k*k shifted slices (im2col). Rematerialised: the backward
+    pass rebuilds the k*k-times larger patch matrix from ``x`` instead of keeping it (inside a conditional, a kept
+    residual is zero-filled in every branch that does not run: docs/cpu-performance.md)."""
+    k, cin = kernel.shape[0], x.shape[-1]
+    ho = out_size(x.shape[1], k, stride, padding, dilation)
+    wo = out_size(x.shape[2], k, stride, padding, dilation)
+    views = _shifted_slices(_pad_hw(x, padding), k, stride, dilation, (ho, wo))
+    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+    return patches @ kernel.reshape(k * k * cin, kernel.shape[-1])
 
 
 def max_pool(x, *, kernel=3, stride=1, padding=1, impl=None):

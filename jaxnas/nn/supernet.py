@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxnas.spaces.primitives import DARTS_PRIMITIVES, NB201_PRIMITIVES
 from jaxnas.nn.ops import (
     BatchNorm, Conv, FactorizedReduce, ReLUConvBN, fence_cotangent, make_op,
-    torch_default_init,
+    torch_default_init, tracing_conditional,
 )
 
 
@@ -71,7 +71,8 @@ class MixedOp(nn.Module):
             for branch in branches:  # create every op's variables, whatever is chosen
                 branch(self, x)
         index = jnp.argmax(w)
-        return nn.switch(index, branches, self, x) * w[index]
+        with tracing_conditional():  # the branches' convolutions in a form XLA:CPU runs fast inside a conditional
+            return nn.switch(index, branches, self, x) * w[index]
 
 
 class NB201SearchCell(nn.Module):
@@ -287,7 +288,8 @@ def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
     def poisoned(mdl, a, b, weights):
         return jnp.full(shape, jnp.nan, b.dtype)
 
-    return nn.cond(jnp.all(jnp.isfinite(w)), run, poisoned, cell, s0, s1, w)
+    with tracing_conditional():
+        return nn.cond(jnp.all(jnp.isfinite(w)), run, poisoned, cell, s0, s1, w)
 
 
 class DartsSearchNetwork(nn.Module):
