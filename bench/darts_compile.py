@@ -18,7 +18,7 @@ os.environ.setdefault("JAXNAS_COMPILATION_CACHE", "off")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxnas.nn import ops  # noqa: E402
+from jaxnas.platform import settings  # noqa: E402
 from jaxnas.search.steps import (  # noqa: E402
     OptimConfig, cross_entropy, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer,
 )
@@ -28,7 +28,7 @@ from jaxnas.nn.supernet import DartsSearchNetwork  # noqa: E402
 
 def main(what: str, C: int, layers: int, batch: int, impl: str) -> dict:
     if impl != "auto":
-        ops.set_default_impl(impl)
+        settings.configure(conv_impl=impl)
     model = DartsSearchNetwork(C=C, layers=layers)
     space = get_space("darts")
     x, y = jnp.ones((batch, 32, 32, 3)), jnp.zeros((batch,), jnp.int32)
