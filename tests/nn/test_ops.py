@@ -85,6 +85,18 @@ def test_default_impl_by_backend(monkeypatch):
         settings.reload()
 
 
+def test_windows_traced_inside_a_conditional_take_the_conditional_choice(monkeypatch):
+    monkeypatch.delenv("JAXNAS_CONV_IMPL", raising=False)
+    settings.reload()
+    cpu = jax.default_backend() == "cpu"
+    with ops.tracing_conditional():
+        assert ops.default_impl("dense") == ("shift" if cpu else "xla")  # im2col: XLA:CPU's conv is slow in a branch
+    assert ops.default_impl("dense") == "xla"  # restored on leaving the block
+    settings.configure(conv_impl="xla")  # a forced implementation wins everywhere
+    with ops.tracing_conditional():
+        assert ops.default_impl("dense") == "xla"
+
+
 def test_pool_bn_only_for_pools():
     op = ops.make_op("max_pool_3x3", 4, 1, False, pool_bn=True)
     v = op.init(jax.random.PRNGKey(0), X, True)

@@ -105,3 +105,9 @@ def test_without_a_workdir_nothing_is_kept(tmp_path, monkeypatch):
     result, run = loop.run_somewhere(Walk(), None, checkpoint_every=6, progress=False)
     assert result["x"] == pytest.approx(sum(np.sin(i) for i in range(6)), rel=1e-6)
     assert not run.workdir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_report_without_tqdm_prints_the_line(monkeypatch, capsys):
+    monkeypatch.setattr(loop, "tqdm", None)  # a bare accelerator image without tqdm: no bar, lines still shown
+    loop.report("epoch 1: loss 0.5")
+    assert capsys.readouterr().err == "epoch 1: loss 0.5\n"
