@@ -208,6 +208,24 @@ def run_jaxnas(args, name: str, env: dict) -> dict:
     return row
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as the markdown table of docs/cpu-performance.md (one line per case and round)."""
+    out = ["| case | round | jaxnas s/step (min-max) | first step s | peak GB | PyTorch s/step (min-max) | PyTorch GB "
+           "| PyTorch / jaxnas |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['case']} | {r.get('round', '')} | {r['error']} | | | "
+                       f"{r.get('pytorch_median_s', '-')} | {r.get('pytorch_peak_gb', '-')} | |")
+            continue
+        ours = f"{r['median_step_s']:.3f} ({r['min_step_s']:.2f}-{r['max_step_s']:.2f})"
+        theirs = (f"{r['pytorch_median_s']:.3f} ({r['pytorch_min_s']:.2f}-{r['pytorch_max_s']:.2f})"
+                  if "pytorch_median_s" in r else "-")
+        ratio = f"**{r['pytorch_over_jaxnas']}x**" if "pytorch_over_jaxnas" in r else "-"
+        out.append(f"| {r['case']} | {r.get('round', '')} | {ours} | {r['first_step_s (trace+compile+run)']:.0f} | "
+                   f"{r['peak_rss_gb']:.1f} | {theirs} | {r.get('pytorch_peak_gb', '-')} | {ratio} |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", action="append", choices=sorted(CASES), help="run only these cases")
@@ -222,8 +240,15 @@ def main(argv=None):
     ap.add_argument("--cache", help="JAX persistent compilation cache folder: a second run with the same programs "
                     "skips compiling (its compile figures are then cache loads); for trying run-time settings")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--markdown", metavar="NOTE", help="print the rows of --out whose note is NOTE as a markdown "
+                    "table, and exit")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.markdown:
+        with open(args.out) as f:
+            rows = [r for r in map(json.loads, f) if r.get("note") == args.markdown]
+        print(markdown_table(rows))
+        return 0
     if args.list:
         for name, case in CASES.items():
             print(f"{name:30} {case.mode:12} {case.relaxation:8} peer: {case.peer or '-'}")
