@@ -349,8 +349,9 @@ def make_step(
         second derivative, a program of its own), instead of one program. The same function, equal up to float
         rounding. Default
         (None): split on CPU without a mesh, where XLA's compile time grows with the square of a program's kernel
-        count (docs/cpu-performance.md); one program elsewhere. The single-level and weight-only
-        steps are one gradient and always one program. The split step has ``.programs`` (its jitted parts).
+        count (docs/cpu-performance.md); one program elsewhere. The single-level step splits the same way (its
+        gradient, then both updates); the weight-only step is always one program. The split step has
+        ``.programs`` (its jitted parts).
     """
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -510,6 +511,17 @@ def make_step(
         metrics = {"temperature": jnp.asarray(temperature_at(state.step), jnp.float32), **arch_metrics_, **w_metrics}
         return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
 
+    def single_grad_phase(state, g_w, g_a, aux, batch, val_batch):
+        """:func:`single_step` from already computed gradients (the split single-level step's last program)."""
+        loss, pen, logits, new_bs = aux
+        key = keys_of(state)[0]
+        params, new_bs, w_opt_state, w_metrics = apply_weight_grads(state, g_w, loss, logits, new_bs, batch)
+        arch, a_opt_state = arch_update(state, g_a)
+        metrics = {"temperature": jnp.asarray(temperature_at(state.step), jnp.float32), **w_metrics}
+        if arch_penalty is not None:
+            metrics["penalty"] = pen
+        return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
+
     def finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics):
         if val_batch is not None and mode in ("weights", "single"):
             k_a, temp = keys_of(state)[2], temperature_at(state.step)
@@ -540,7 +552,7 @@ def make_step(
         return weight_phase(state, arch, a_opt_state, batch, val_batch, a_metrics)
 
     if split is None:
-        split = jit and mesh is None and mode.startswith("bilevel") and jax.default_backend() == "cpu"
+        split = jit and mesh is None and mode in ARCH_MODES and jax.default_backend() == "cpu"
     if split and mesh is not None:
         raise ValueError("split=True runs the step as several jitted programs on one device; it cannot take a mesh")
     if not jit:
@@ -548,10 +560,10 @@ def make_step(
     if mesh is not None:
         return parallel.jit_data_parallel(step, mesh, donate=donate)
     options = xla.compiler_options()
-    if split and mode.startswith("bilevel"):
+    if split and mode in ARCH_MODES:
         return _split_bilevel_step(
             mode, hessian, fd_radius, check_batches, loss_of, penalty_of, keys_of, temperature_at, arch_metrics,
-            arch_update, weight_grad_phase, xi_at, train_loss_at, donate, options,
+            arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
         )
     jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
@@ -563,15 +575,18 @@ def make_step(
 
 
 def _split_bilevel_step(mode, hessian, fd_radius, check_batches, loss_of, penalty_of, keys_of, temperature_at,
-                        arch_metrics, arch_update, weight_grad_phase, xi_at, train_loss_at, donate, options):
-    """A bi-level step as a sequence of jitted programs around one compiled supernet gradient.
+                        arch_metrics, arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate,
+                        options):
+    """A bi-level (or single-level) step as a sequence of jitted programs around one compiled supernet gradient.
 
     The same function as the single-program step (same keys, temperature, learning rates; equal up to float
     rounding). Every pass through the supernet is one program, :func:`gradients`: the loss of one batch and its
     gradient in both the weights and the architecture parameters, for any weights, architecture values and batch
     of the same shapes. So it compiles once, and a first-order step calls it twice (the arch gradient on the val
     batch, the weight gradient on the train batch, as PyTorch DARTS computes both gradients in both passes); a
-    second-order step with the finite-difference Hessian five times. Only the exact mixed second derivative
+    second-order step with the finite-difference Hessian five times, a single-level step once (then one program
+    applies both updates: as one program, the NB201 single-level step took longer than the two passes of the
+    first-order one). Only the exact mixed second derivative
     (second order, ``hessian="exact"``) is a program of its own. Why: XLA:CPU orders the kernels of a program by
     comparing every pair, so compile time and the compiler's memory grow with the square of a program's size
     (docs/cpu-performance.md), and each distinct program is paid for once. Second order (``w' = w - xi g_w``,
@@ -638,12 +653,16 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, loss_of, penalt
         return jax.tree_util.tree_map(lambda gp, gm: (gp - gm) / (2 * eps), g_plus, g_minus)
 
     finish = jax.jit(weight_grad_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
+    finish_single = jax.jit(single_grad_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
     no_penalty, with_penalty = jnp.float32(0.0), jnp.float32(1.0)
 
     def run(state, batch, val_batch=None):
         check_batches(val_batch)
         k_w, k_a, k_t, temp = phase_inputs(state)
         params, bs = state.params, state.batch_stats
+        if mode == "single":
+            aux, g_w, g_a = gradients(params, bs, state.arch, batch, k_w, temp, with_penalty)
+            return finish_single(state, g_w, g_a, aux, batch, val_batch)
         if mode == "bilevel-1st":
             aux, _, g_a = gradients(params, bs, state.arch, val_batch, k_a, temp, with_penalty)
             arch, a_opt_state, a_metrics = update_arch(state, g_a, aux, val_batch)
@@ -664,7 +683,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, loss_of, penalt
     run.programs = {
         "phase_inputs": phase_inputs, "gradients": gradients, "update_arch": update_arch, "unroll": unroll,
         "mixed_term": mixed_term, "perturbed": perturbed, "hyper_update": hyper_update, "fd_mixed": fd_mixed,
-        "finish": finish,
+        "finish": finish, "finish_single": finish_single,
     }
     return run
 

@@ -216,7 +216,7 @@ class ShiftThenTiny(nn.Module):
 
 @pytest.mark.parametrize(
     # first order split: test_each_mode_applies_its_update checks it against a step by hand
-    "mode, hessian", [("bilevel-2nd", "exact"), ("bilevel-2nd", "finite_difference")]
+    "mode, hessian", [("bilevel-2nd", "exact"), ("bilevel-2nd", "finite_difference"), ("single", "exact")]
 )
 @pytest.mark.slow
 def test_split_step_computes_the_one_program_step(mode, hessian):
@@ -249,11 +249,12 @@ def test_split_step_computes_the_one_program_step(mode, hessian):
     assert int(split_state.step) == 2
 
 
-def test_split_is_the_cpu_default_for_bilevel_steps_only():
+def test_split_is_the_cpu_default_for_arch_updating_steps_only():
     w_opt, a_opt = optax.sgd(0.1), optax.sgd(0.1)
     on_cpu = jax.default_backend() == "cpu"
     assert hasattr(make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt), "programs") == on_cpu
-    assert not hasattr(make_step(MODEL, mode="single", w_optimizer=w_opt, a_optimizer=a_opt), "programs")
+    assert hasattr(make_step(MODEL, mode="single", w_optimizer=w_opt, a_optimizer=a_opt), "programs") == on_cpu
+    assert not hasattr(make_step(MODEL, mode="weights", w_optimizer=w_opt), "programs")
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("data",))
     assert not hasattr(make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt, mesh=mesh),
                        "programs")
