@@ -126,8 +126,12 @@ def fence_cotangent(x: jax.Array) -> jax.Array:
     cotangent: a reduction that XLA cannot fuse into an elementwise consumer, so the cotangent is materialised. The
     value is unchanged wherever the cotangent is finite (an inf or NaN anywhere in it makes all of it NaN). Like
     every custom VJP it supports reverse mode (to any order) but not ``jax.jvp``.
+
+    Evaluated without differentiation (a forward pass alone: the single-level step's val metrics, evaluation), it
+    materialises ``x`` itself for the same reason: XLA:CPU fused the whole NB201 supernet's forward pass into loops
+    that ran 7x slower than the forward part of its gradient (docs/cpu-performance.md).
     """
-    return x
+    return materialize(x)
 
 
 def _fence_cotangent_fwd(x):
