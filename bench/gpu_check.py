@@ -59,32 +59,14 @@ def peak_device_gb() -> float | None:
 
 
 def run_step_case(name: str, steps: int, quick: bool) -> dict:
-    import jax
-
     import search_steps
-    from jaxnas.search.steps import OptimConfig, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer
 
     case = search_steps.CASES[name]
     if quick:
         width, depth, batch = QUICK[case.space]
         case = case._replace(width=width, depth=depth, batch=batch)
-    cfg = OptimConfig()
-    w_opt, a_opt = make_weight_optimizer(cfg, 1000), make_arch_optimizer(cfg)
-    key = jax.random.PRNGKey(0)
-    model, arch, batch_xy, val_xy, loss_fn, accuracy_fn = search_steps.build(case, key)
-    state = init_search_state(model, arch, batch_xy[0], key, w_opt, a_opt)
-    step = make_step(model, mode=case.mode, relaxation=case.relaxation, w_optimizer=w_opt, a_optimizer=a_opt,
-                     hessian=case.hessian, temperature=case.temperature, loss_fn=loss_fn, accuracy_fn=accuracy_fn)
-    t0 = time.perf_counter()
-    state, metrics = step(state, batch_xy, val_xy)
-    jax.block_until_ready((state, metrics))
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        state, metrics = step(state, batch_xy, val_xy)
-        jax.block_until_ready((state, metrics))
-        times.append(time.perf_counter() - t0)
+    _, state, step, batch_xy, val_xy, _ = search_steps.prepare(case)
+    first, times, _, state, metrics = search_steps.time_steps(step, state, batch_xy, val_xy, steps)
     med = statistics.median(times)
     row = {"case": name, **case._asdict(), "first_step_s": round(first, 2), "median_step_s": round(med, 4),
            "min_step_s": round(min(times), 4), "max_step_s": round(max(times), 4), "steps": steps,

@@ -117,14 +117,13 @@ def build(case: Case, key):
     return model, arch, images(k_x, k_y), images(k_vx, k_vy), cross_entropy, accuracy
 
 
-def run_case(name: str, steps: int, split: str = "auto") -> dict:
+def prepare(case: Case, split: bool | None = None):
+    """``(model, state, step, batch, val_batch, init seconds)`` of a case: DARTS's optimizers, ``make_step`` as a
+    search builds it (``split=None``: its default for the backend)."""
     import jax
-    import jax.numpy as jnp
 
-    from jaxnas.nn import ops
     from jaxnas.search.steps import OptimConfig, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer
 
-    case = CASES[name]
     cfg = OptimConfig()
     w_opt, a_opt = make_weight_optimizer(cfg, 1000), make_arch_optimizer(cfg)
     key = jax.random.PRNGKey(0)
@@ -134,20 +133,39 @@ def run_case(name: str, steps: int, split: str = "auto") -> dict:
     init_s = time.perf_counter() - t0
     step = make_step(model, mode=case.mode, relaxation=case.relaxation, w_optimizer=w_opt, a_optimizer=a_opt,
                      hessian=case.hessian, temperature=case.temperature, loss_fn=loss_fn, accuracy_fn=accuracy_fn,
-                     split=CHOICES[split])
+                     split=split)
+    return model, state, step, batch_xy, val_xy, init_s
+
+
+def time_steps(step, state, batch, val_batch, steps: int):
+    """``(first call seconds, seconds of each further step, minor page faults per further step, state, metrics)``."""
+    import jax
+
     t0 = time.perf_counter()
-    state, metrics = step(state, batch_xy, val_xy)
-    jax.block_until_ready(metrics)
+    state, metrics = step(state, batch, val_batch)
+    jax.block_until_ready((state, metrics))
     first_s = time.perf_counter() - t0
     times = []
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps):
         t0 = time.perf_counter()
-        state, metrics = step(state, batch_xy, val_xy)
+        state, metrics = step(state, batch, val_batch)
         jax.block_until_ready((state, metrics))
         times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / max(steps, 1)
+    return first_s, times, faults, state, metrics
+
+
+def run_case(name: str, steps: int, split: str = "auto") -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnas.nn import ops
+
+    case = CASES[name]
+    model, state, step, batch_xy, val_xy, init_s = prepare(case, CHOICES[split])
+    first_s, times, faults, state, metrics = time_steps(step, state, batch_xy, val_xy, steps)
+    med = statistics.median(times)
     return {
         "case": name, **case._asdict(), "hessian": case.hessian if case.mode == "bilevel-2nd" else None,
         "impl": {k: ops.default_impl(k) for k in ops.KINDS}, "split": hasattr(step, "programs"),
