@@ -38,8 +38,8 @@ KINDS = ("dense", "depthwise", "pool", "pool_strided")
 CPU_CHOICE = {"dense": "xla", "depthwise": "shift", "pool": "shift", "pool_strided": "shift"}
 
 
-# inside the branch of a conditional XLA:CPU runs its own convolutions with a slow generic loop (a 3x3 conv of
-# 64x32x32x16 forward+backward: 6-9 ms alone, 375 ms as a switch branch; im2col's matrix product: 32 ms either way)
+# inside the branch of a conditional XLA:CPU runs its own convolutions with a slow generic loop, while im2col's
+# matrix product runs as fast there as anywhere (docs/cpu-performance.md, "Conditionals on CPU")
 CPU_CHOICE_IN_CONDITIONAL = {**CPU_CHOICE, "dense": "shift"}
 _TRACING_CONDITIONAL = contextvars.ContextVar("jaxnas_tracing_conditional", default=False)
 
@@ -128,8 +128,8 @@ def fence_cotangent(x: jax.Array) -> jax.Array:
     every custom VJP it supports reverse mode (to any order) but not ``jax.jvp``.
 
     Evaluated without differentiation (a forward pass alone: the single-level step's val metrics, evaluation), it
-    materialises ``x`` itself for the same reason: XLA:CPU fused the whole NB201 supernet's forward pass into loops
-    that ran 7x slower than the forward part of its gradient (docs/cpu-performance.md).
+    materialises ``x`` itself for the same reason: XLA:CPU otherwise fuses a supernet's forward pass into loops
+    that run far slower than the forward part of its gradient (docs/cpu-performance.md, "A forward pass alone").
     """
     return materialize(x)
 

@@ -400,12 +400,17 @@ def make_step(
     def val_acc(logits, labels):
         return {} if accuracy_fn is None else {"val_accuracy": accuracy_fn(logits, labels)}
 
-    def weight_update(state, arch, batch, key, temp):
-        def objective(p, a):
-            return loss_of(p, a, state.batch_stats, batch, key, temp)
+    def gradients(params, batch_stats, arch, batch, key, temp, penalty_scale):
+        """``((loss, penalty, logits, new batch stats), grad in params, grad in arch)`` of
+        ``loss + penalty_scale * penalty`` on one batch: one pass through the supernet."""
 
-        (loss, (logits, new_bs, _)), grads = weight_value_and_grad(objective, state.params, arch)
-        return apply_weight_grads(state, grads, loss, logits, new_bs, batch)
+        def objective(p, a):
+            loss, (logits, new_bs, weights) = loss_of(p, a, batch_stats, batch, key, temp)
+            pen = penalty_of(weights)
+            return loss + penalty_scale * pen, (loss, pen, logits, new_bs)
+
+        (_, aux), (g_w, g_a) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, arch)
+        return aux, g_w, g_a
 
     def apply_weight_grads(state, grads, loss, logits, new_bs, batch):
         updates, w_opt_state = w_optimizer.update(grads, state.w_opt_state, state.params)
@@ -476,32 +481,21 @@ def make_step(
         return g_a, arch_metrics(aux, val_batch)
 
     def single_step(state, batch, val_batch):
-        temp = temperature_at(state.step)
-        key, k_w, k_a, _ = keys_of(state)
-
-        def objective(p, a):
-            loss, aux = loss_of(p, a, state.batch_stats, batch, k_w, temp)
-            pen = penalty_of(aux[2])
-            return loss + pen, (loss, pen, aux)
-
-        (_, (loss, pen, (logits, new_bs, _))), (g_w, g_a) = jax.value_and_grad(
-            objective, argnums=(0, 1), has_aux=True
-        )(state.params, state.arch)
-        w_updates, w_opt_state = w_optimizer.update(g_w, state.w_opt_state, state.params)
-        params = optax.apply_updates(state.params, w_updates)
-        arch, a_opt_state = arch_update(state, g_a)
-        metrics = {"temperature": jnp.asarray(temp, jnp.float32), "loss": loss, **acc(logits, unpack_batch(batch)[1])}
-        if arch_penalty is not None:
-            metrics["penalty"] = pen
-        return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
+        k_w = keys_of(state)[1]
+        aux, g_w, g_a = gradients(state.params, state.batch_stats, state.arch, batch, k_w,
+                                  temperature_at(state.step), 1.0)
+        return single_grad_phase(state, g_w, g_a, aux, batch, val_batch)
 
     def weight_phase(state, arch, a_opt_state, batch, val_batch, arch_metrics_=None):
         """The weight step on the train batch at ``arch`` (already updated in the bi-level modes), then the state."""
-        temp = temperature_at(state.step)
-        key, k_w, _, _ = keys_of(state)
-        params, new_bs, w_opt_state, w_metrics = weight_update(state, arch, batch, k_w, temp)
-        metrics = {"temperature": jnp.asarray(temp, jnp.float32), **(arch_metrics_ or {}), **w_metrics}
-        return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
+        k_w, temp = keys_of(state)[1], temperature_at(state.step)
+
+        def objective(p, a):
+            return loss_of(p, a, state.batch_stats, batch, k_w, temp)
+
+        (loss, (logits, new_bs, _)), g_w = weight_value_and_grad(objective, state.params, arch)
+        return weight_grad_phase(state, arch, a_opt_state, g_w, (loss, None, logits, new_bs), batch, val_batch,
+                                 arch_metrics_ or {})
 
     def weight_grad_phase(state, arch, a_opt_state, g_w, w_aux, batch, val_batch, arch_metrics_):
         """:func:`weight_phase` from an already computed weight gradient (the split step's last program)."""
@@ -562,7 +556,7 @@ def make_step(
     options = xla.compiler_options()
     if split and mode in ARCH_MODES:
         return _split_bilevel_step(
-            mode, hessian, fd_radius, check_batches, loss_of, penalty_of, keys_of, temperature_at, arch_metrics,
+            mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at, arch_metrics,
             arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
         )
     jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
@@ -574,7 +568,7 @@ def make_step(
     return run
 
 
-def _split_bilevel_step(mode, hessian, fd_radius, check_batches, loss_of, penalty_of, keys_of, temperature_at,
+def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at,
                         arch_metrics, arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate,
                         options):
     """A bi-level (or single-level) step as a sequence of jitted programs around one compiled supernet gradient.
@@ -605,18 +599,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, loss_of, penalt
         _, k_w, k_a, k_t = keys_of(state)
         return k_w, k_a, k_t, jnp.asarray(temperature_at(state.step), jnp.float32)
 
-    @jit
-    def gradients(params, batch_stats, arch, batch, key, temp, penalty_scale):
-        """``((loss, penalty, logits, new batch stats), grad in params, grad in arch)`` of
-        ``loss + penalty_scale * penalty`` on one batch."""
-
-        def objective(p, a):
-            loss, (logits, new_bs, weights) = loss_of(p, a, batch_stats, batch, key, temp)
-            pen = penalty_of(weights)
-            return loss + penalty_scale * pen, (loss, pen, logits, new_bs)
-
-        (_, aux), (g_w, g_a) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, arch)
-        return aux, g_w, g_a
+    gradients = jit(gradients)
 
     @jit
     def update_arch(state, g_a, aux, val_batch):
