@@ -20,9 +20,11 @@ import json
 from typing import Any, Callable, NamedTuple
 
 import jax
+import numpy as np
 
 from jaxnas.nn import grow, networks, recurrent, supernet
 from jaxnas.spaces import DartsRnnSpace, DartsSpace, NB201Space
+from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
 
 TASKS = ("image", "sequence", "image-growth", "sequence-growth")
 
@@ -167,6 +169,46 @@ class GrownConvSpace:
 
     def format(self, spec) -> str:
         return grow.describe(spec)
+
+    def cell_graphs(self, spec, arch=None) -> tuple[CellGraph, ...]:
+        """Every cell of a grown spec: its inputs, nodes, operand slots (a node with two slots draws them as
+        ``slot`` nodes feeding the node, labelled with its combiner) and the output that sums the nodes.
+
+        An edge with one op is labelled with it, one with several ``"k ops"``. A two-slot node's combiner is the
+        strongest of ``arch`` (the architecture parameters, when given) or ``add|hadamard`` (still mixed).
+        """
+        graphs = []
+        for index, cell in enumerate(spec.cells):
+            cell_a = None if arch is None else grow.cell_arch(spec, arch, index)
+            names = _grown_input_labels(spec.family, cell.n_inputs)
+            nodes = [GraphNode(f"s{i}", label, "input") for i, label in enumerate(names)]
+            edges = []
+            for k, node in enumerate(cell.nodes):
+                state = f"s{cell.n_inputs + k}"
+                if len(node.slots) == 1:
+                    nodes.append(GraphNode(state, str(k), "node"))
+                    targets = [state]
+                else:
+                    comb = "|".join(grow.COMBINERS) if cell_a is None else \
+                        grow.COMBINERS[int(np.argmax(np.asarray(cell_a[grow.comb_key(k)])))]
+                    targets = [f"{state}.{s}" for s in range(len(node.slots))]
+                    nodes += [GraphNode(t, f"{k}.{'ab'[s]}", "slot") for s, t in enumerate(targets)]
+                    nodes.append(GraphNode(state, f"{k} {comb}", "node"))
+                    edges += [GraphEdge(t, state) for t in targets]
+                for target, slot in zip(targets, node.slots):
+                    edges += [GraphEdge(f"s{e.src}", target, e.ops[0] if len(e.ops) == 1 else f"{len(e.ops)} ops")
+                              for e in slot]
+            nodes.append(GraphNode("out", "h_{t}" if spec.family == "rnn" else "out", "output"))
+            edges += [GraphEdge(f"s{cell.n_inputs + k}", "out") for k in range(len(cell.nodes))]
+            title = "recurrent cell" if spec.family == "rnn" else f"cell {index}"
+            graphs.append(CellGraph(title, nodes, edges))
+        return tuple(graphs)
+
+
+def _grown_input_labels(family: str, n_inputs: int) -> tuple[str, ...]:
+    if family == "rnn" and n_inputs == 2:
+        return ("W_x x_{t}", "h_{t-1}")
+    return tuple("in" if n_inputs == 1 else f"in{i}" for i in range(n_inputs))
 
 
 class GrownRecurrentSpace(GrownConvSpace):

@@ -5,7 +5,7 @@ Layers, lowest first (a module may import its own layer's packages and any lower
     0  spaces, relax, data, io, platform        pure combinatorics and leaves
     1  nn                                      flax modules
     2  registry, search, strategies, benchmarks
-    3  runners                                 the only place with files and progress bars
+    3  runners, plot                           files and progress bars (runners); pictures (plot)
     4  cli
 """
 
@@ -19,7 +19,7 @@ LAYERS = {
     "spaces": 0, "relax": 0, "data": 0, "io": 0, "platform": 0,
     "nn": 1,
     "registry": 2, "search": 2, "strategies": 2, "benchmarks": 2,
-    "runners": 3,
+    "runners": 3, "plot": 3,
     "cli": 4,
 }
 

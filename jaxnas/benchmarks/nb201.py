@@ -244,12 +244,31 @@ def _cached_strategy(name: str, kwargs: tuple):
     return strategies.get_strategy(name, load().space, **dict(kwargs))
 
 
+def best_so_far(bench: NB201Bench, candidates: np.ndarray, rewards: np.ndarray, dataset: str,
+                metric: str = "test_acc") -> np.ndarray:
+    """``(runs, queries)``: ``metric`` of the cell with the highest reward among each run's first q+1 queries
+    (first of equals, as the run's final pick)."""
+    runs, queries = rewards.shape
+    values = bench.metric(dataset, metric)[bench.index(candidates.reshape(runs * queries, -1))]
+    values = np.asarray(values, np.float64).reshape(runs, queries)
+    out = np.empty_like(values)
+    best_r, best_v = np.full(runs, -np.inf), np.zeros(runs)
+    for q in range(queries):
+        better = rewards[:, q] > best_r
+        best_r = np.where(better, rewards[:, q], best_r)
+        best_v = np.where(better, values[:, q], best_v)
+        out[:, q] = best_v
+    return out
+
+
 def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 100, runs: int = 100, seed: int = 0,
                        reward: str = "valid_acc_12ep", report: str = "test_acc", **strategy_kwargs) -> dict:
     """Simulate ``runs`` searches of ``queries`` table look-ups each (vmapped, jitted) and summarise them.
 
     Every run returns the queried cell with the highest ``reward`` (first of equals); the summary is the mean and
-    (population) standard deviation over runs of that cell's ``report`` metric, as in the NB201 paper's Table 5.
+    (population) standard deviation over runs of that cell's ``report`` metric, as in the NB201 paper's Table 5, and
+    ``best_so_far``: the mean and std over runs of that metric for the best cell after each query (the curve
+    :func:`jaxnas.plot.plot_strategy_comparison` draws).
     """
 
     if strategy not in strategies.STRATEGIES:
@@ -269,6 +288,8 @@ def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 1
     rows = bench.index(best)
     final = bench.metric(ds, report)[rows].astype(np.float64)
     opt_index, opt_value = bench.optimum(ds, report)
+    curve = best_so_far(bench, np.asarray(jax.device_get(hist.candidates)), np.asarray(jax.device_get(hist.rewards)),
+                        ds, report)
     return {
         "benchmark": "nb201", "strategy": strategy, "dataset": ds, "queries": int(queries), "runs": int(runs),
         "seed": int(seed), "reward": reward, "metric": report,
@@ -277,5 +298,6 @@ def benchmark_strategy(strategy: str, dataset: str = "cifar10", queries: int = 1
         "optimum": round(opt_value, 4), "optimum_index": opt_index,
         "found_optimum": round(float((rows == opt_index).mean()), 4),
         "best_indices": [int(r) for r in np.atleast_1d(rows)],
+        "best_so_far": {"mean": np.round(curve.mean(0), 4).tolist(), "std": np.round(curve.std(0), 4).tolist()},
         "seconds": round(seconds, 2),
     }

@@ -11,7 +11,7 @@ import importlib
 import sys
 from jaxnas.platform import hostmem
 
-COMMANDS = ("describe", "search", "train", "bench")
+COMMANDS = ("describe", "search", "train", "bench", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:

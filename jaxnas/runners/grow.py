@@ -232,7 +232,7 @@ class GrowingSearchTask(loop.Task):
         return fn(state, (x, y))
 
     def epoch_fields(self, state, epoch):
-        return {"spec": grow.describe(self.spec)}
+        return {"spec": grow.describe(self.spec), **size_fields(self.spec, state.params)}
 
     def after_step(self, state, done, epoch):
         event = self.schedule.get(epoch) if epoch is not None else None
@@ -249,7 +249,7 @@ class GrowingSearchTask(loop.Task):
                                                         threshold=cfg.prune_threshold)
         loop.report(f"epoch {epoch}: {event}: {', '.join(applied) or 'nothing to do'}; {grow.describe(self.spec)}")
         records = [("metrics", {"kind": "morph", "epoch": epoch, "step": done, "event": event, "applied": applied,
-                                "spec": grow.describe(self.spec)}),
+                                "spec": grow.describe(self.spec), **size_fields(self.spec, host.params)}),
                    ("specs", {"step": done, "event": event, "applied": applied, "spec": grow.spec_to_json(self.spec)})]
         return jax.device_put(host), records, True  # a checkpoint right after every transform
 
@@ -269,6 +269,12 @@ class GrowingSearchTask(loop.Task):
             "final_metrics": final, "steps": run.total_steps,
         })
         return derived, arch, final
+
+
+def size_fields(spec, params) -> dict:
+    """How big the supernet is: nodes (over all cells), width and parameter count (for the records and plots)."""
+    return {"nodes": sum(len(c.nodes) for c in spec.cells), "width": grow.width_of(spec),
+            "params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))}
 
 
 def run_growing_search(config: GrowConfig) -> GrowResult:

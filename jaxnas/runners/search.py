@@ -11,7 +11,8 @@
 ``config.json``        the run's config; a later run in the same workdir must have the same one (or it is refused)
 ``metrics.jsonl``      one JSON object per logged step (``"kind": "step"``), per epoch (``"kind": "epoch"``, with the
                        derived genotype) and one at the end (``"kind": "final"``)
-``genotypes.jsonl``    the genotype derived after every epoch
+``genotypes.jsonl``    the genotype derived at the start (``"step": 0``) and after every epoch, with the architecture
+                       parameters then (``"arch_params"``; ``jaxnas plot`` draws their trajectories)
 ``checkpoints/``       orbax checkpoints every ``checkpoint_every`` steps and at the end (the newest two are kept)
 ``genotype.json``      the final genotype: ``{"space", "genotype", "arch", "relaxation", ...}`` (``jaxnas train`` reads it)
 ``arch.npz``           the final architecture parameters
@@ -379,7 +380,10 @@ class ImageSearchTask(loop.Task):
     def init(self):
         k_arch, k_init = jax.random.split(jax.random.key(self.cfg.seed))
         arch = self.space.init_arch(k_arch)
-        return init_state(self.model, arch, self.w_half.image_shape, k_init, self.w_opt, self.a_opt), []
+        state = init_state(self.model, arch, self.w_half.image_shape, k_init, self.w_opt, self.a_opt)
+        g_json, g_text = self._genotype(state)
+        return state, [("genotypes", {"epoch": None, "step": 0, "genotype": g_json, "arch": g_text,
+                                      "arch_params": arch_params_json(state.arch)})]
 
     def place(self, state):
         return parallel.replicate(state, self.mesh) if self.mesh is not None else jax.device_put(state)
@@ -418,7 +422,8 @@ class ImageSearchTask(loop.Task):
         if epoch is None:
             return state, [], False
         g_json, g_text = self._genotype(state)
-        return state, [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text})], False
+        return state, [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text,
+                                      "arch_params": arch_params_json(state.arch)})], False
 
     def finish(self, state, run):
         cfg, space = self.cfg, self.space
@@ -441,6 +446,11 @@ class ImageSearchTask(loop.Task):
         if run.is_writer:
             save_arrays(run.workdir / "arch.npz", arch_final)
         return genotype, g_json, g_text, arch_final, final
+
+
+def arch_params_json(arch) -> dict:
+    """The architecture parameters as nested lists (5 decimals), for the per-epoch record in genotypes.jsonl."""
+    return jax.tree_util.tree_map(lambda a: np.round(np.asarray(a, np.float64), 5).tolist(), loop.host(arch))
 
 
 def loop_options(cfg) -> loop.LoopOptions:

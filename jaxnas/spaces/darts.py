@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxnas.spaces import derive
 from jaxnas.spaces.genotypes import DartsGenotype, get_cnn_genotype, published_cnn
+from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
 from jaxnas.spaces.primitives import DARTS_PRIMITIVES
 
 CELL_TYPES = ("normal", "reduce")
@@ -133,6 +134,32 @@ class DartsSpace:
         none = self.primitives.index("none")
         code[:, :, none] = (code.sum(-1) == 0).astype(np.float32)
         return {cell: jnp.asarray(np.minimum(code[c], 1.0)) for c, cell in enumerate(CELL_TYPES)}
+
+    # -- pictures ----------------------------------------------------------------------------------------------
+    def _state_label(self, i: int) -> str:
+        return ("c_{k-2}", "c_{k-1}")[i] if i < 2 else str(i - 2)
+
+    def cell_graphs(self, genotype: DartsGenotype) -> tuple[CellGraph, ...]:
+        """The normal and the reduction cell as in the DARTS paper's figures: inputs c_{k-2} and c_{k-1}, the
+        intermediate nodes 0..steps-1, one edge per (op, input) gene labelled with the op, and c_{k} concatenating
+        the ``concat`` nodes."""
+        genotype = self.validate(genotype)
+        graphs = []
+        for cell, genes, concat in (("normal", genotype.normal, genotype.normal_concat),
+                                    ("reduce", genotype.reduce, genotype.reduce_concat)):
+            n_nodes = len(genes) // self.inputs_per_node
+            nodes = [GraphNode(f"s{i}", self._state_label(i), "input") for i in range(2)]
+            nodes += [GraphNode(f"s{m + 2}", str(m), "node") for m in range(n_nodes)]
+            nodes.append(GraphNode("out", "c_{k}", "output"))
+            edges = [GraphEdge(f"s{i}", f"s{2 + j // self.inputs_per_node}", op) for j, (op, i) in enumerate(genes)]
+            edges += [GraphEdge(f"s{c}", "out") for c in concat]
+            graphs.append(CellGraph(f"{cell} cell", nodes, edges))
+        return tuple(graphs)
+
+    def arch_axes(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Row (edge) and column (op) names of every architecture leaf, for heatmaps."""
+        rows = tuple(f"{self._state_label(i)}\u2192{self._state_label(j)}" for j, i in self.edges)
+        return {cell: (rows, self.primitives) for cell in CELL_TYPES}
 
     # -- strings -----------------------------------------------------------------------------------------------
     def to_json(self, genotype: DartsGenotype) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 
 from jaxnas.spaces import derive
 from jaxnas.spaces.genotypes import NB201Genotype
+from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
 from jaxnas.spaces.primitives import NB201_PRIMITIVES
 
 _NODE = re.compile(r"^\|(?:[^|]+\|)+$")
@@ -142,6 +143,20 @@ class NB201Space:
 
     def to_json(self, genotype: NB201Genotype) -> dict:
         return {**self.validate(genotype).to_json(), "arch": self.format(genotype)}
+
+    def cell_graphs(self, genotype: NB201Genotype) -> tuple[CellGraph, ...]:
+        """The cell: node 0 its input, node 3 its output, one edge per (to, from) pair labelled with its op (``none``
+        edges included: the plot draws them dashed)."""
+        genotype = self.validate(genotype)
+        last = self.num_nodes - 1
+        nodes = [GraphNode(f"n{j}", str(j), "input" if j == 0 else "output" if j == last else "node")
+                 for j in range(self.num_nodes)]
+        edges = [GraphEdge(f"n{i}", f"n{j}", op) for (j, i), op in zip(self.edges, genotype.ops)]
+        return (CellGraph("cell", nodes, edges),)
+
+    def arch_axes(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Row (edge) and column (op) names of every architecture leaf, for heatmaps."""
+        return {"cell": (tuple(f"{i}\u2192{j}" for j, i in self.edges), self.primitives)}
 
     def one_hot_weights(self, genotype: NB201Genotype) -> dict[str, jax.Array]:
         """Edge weights that select exactly the genotype's ops (for a supernet call)."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxnas.spaces import derive
 from jaxnas.spaces.genotypes import RnnGenotype, get_rnn_genotype, published_rnn
+from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
 from jaxnas.spaces.primitives import RNN_ACTIVATION_NAMES, RNN_PRIMITIVES, rnn_edges
 
 
@@ -158,6 +159,24 @@ class DartsRnnSpace:
         if "none" in self.primitives:
             code[:, self.primitives.index("none")] = (code.sum(-1) == 0).astype(np.float32)
         return {"rnn": jnp.asarray(code)}
+
+    # -- pictures ----------------------------------------------------------------------------------------------
+    def cell_graphs(self, genotype: RnnGenotype) -> tuple[CellGraph, ...]:
+        """The recurrent cell as in the DARTS paper's figure: x_t and h_{t-1} feed node 0, every other node reads one
+        predecessor through its activation, h_t averages the ``concat`` nodes."""
+        genotype = self.validate(genotype)
+        n = len(genotype.recurrent)
+        nodes = [GraphNode("x", "x_{t}", "input"), GraphNode("h", "h_{t-1}", "input")]
+        nodes += [GraphNode(f"n{i}", str(i), "node") for i in range(n + 1)]
+        nodes.append(GraphNode("out", "h_{t}", "output"))
+        edges = [GraphEdge("x", "n0"), GraphEdge("h", "n0")]
+        edges += [GraphEdge(f"n{pred}", f"n{i + 1}", act) for i, (act, pred) in enumerate(genotype.recurrent)]
+        edges += [GraphEdge(f"n{c}", "out") for c in genotype.concat]
+        return (CellGraph("recurrent cell", nodes, edges),)
+
+    def arch_axes(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Row (edge) and column (op) names of every architecture leaf, for heatmaps."""
+        return {"rnn": (tuple(f"{src}\u2192{dst}" for src, dst in self.edges), self.primitives)}
 
     # -- strings -----------------------------------------------------------------------------------------------
     def to_json(self, genotype: RnnGenotype) -> dict:
