@@ -40,7 +40,7 @@ def main(args) -> int:
     names = list(STRATEGIES) if args.strategy == "all" else [s.strip() for s in args.strategy.split(",") if s.strip()]
     unknown = [n for n in names if n not in STRATEGIES]
     if not names or unknown:
-        raise ValueError(f"unknown strategy {', '.join(unknown) or repr(args.strategy)}; allowed: "
+        raise ValueError(f"unknown strategy {', '.join(map(repr, unknown)) or repr(args.strategy)}; allowed: "
                          f"{', '.join(STRATEGIES)} (several separated by commas, or all)")
     results = []
     for name in names:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxnas.cli import main
 from jaxnas.io.checkpoint import CheckpointError, Checkpoints, flatten_state, load_arrays, unflatten_state
 from jaxnas.runners.loop import DivergedError
 from jaxnas.runners.search import SearchConfig, run_search
@@ -48,10 +49,22 @@ def test_run_writes_everything(reference):
     epochs = records(w, "epoch")
     assert [r["epoch"] for r in epochs] == [0, 1]
     assert all("genotype" in r and np.isfinite(r["loss"]) for r in epochs)
-    assert len((w / "genotypes.jsonl").read_text().splitlines()) == 2
+    genotypes = [json.loads(line) for line in (w / "genotypes.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in genotypes] == [0, 2, 4]  # the start, then after every epoch
+    np.testing.assert_allclose(genotypes[-1]["arch_params"]["cell"], reference.arch["cell"], atol=1e-5)
     assert len(records(w, "step")) == 4 and len(records(w, "final")) == 1
     np.testing.assert_array_equal(load_arrays(w / "arch.npz")["cell"], reference.arch["cell"])
     assert sorted(int(p.name) for p in (w / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
+
+
+@pytest.mark.slow
+def test_jaxnas_plot_draws_a_finished_run(reference, capsys, tmp_path):
+    assert main(["plot", str(reference.workdir), "--out", str(tmp_path / "plots")]) == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in written) == ["arch_trajectories.png", "arch_weights.png", "cell.png",
+                                                     "curves.png"]
+    for p in written:
+        assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Path(p).stat().st_size > 5000
 
 
 @pytest.mark.slow
