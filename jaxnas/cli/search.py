@@ -91,6 +91,8 @@ def config_from_args(args) -> SearchConfig:
         changes["optim"] = dataclasses.replace(base.optim, **optim)
     if args.no_progress:
         changes["progress"] = False
+    if args.tensorboard:
+        changes["tensorboard"] = True
     if args.no_augment:
         changes["augment"] = False
     return dataclasses.replace(base, **changes)
@@ -135,6 +137,8 @@ def register(sub) -> None:
                    "$JAXNAS_CONV_IMPL, else the backend's per-kind choice; docs/cpu-performance.md)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
+                   "WORKDIR/tensorboard (image and growing conv searches; pip install 'jaxnas[tensorboard]')")
     g = p.add_argument_group("growing search (--grow): a GrowConvNet that grows by function-preserving morphisms; "
                              "uses --dataset --image-size --epochs --steps-per-epoch --batch-size --width "
                              "(starting width) --depth --optimization --seed --workdir --checkpoint-every --log-every")
@@ -192,6 +196,8 @@ def grow_config_from_args(args) -> GrowConfig:
     changes["schedule"] = args.grow or GrowConfig().schedule
     if args.no_progress:
         changes["progress"] = False
+    if args.tensorboard:
+        changes["tensorboard"] = True
     if args.no_augment:
         changes["augment"] = False
     return GrowConfig(**changes)

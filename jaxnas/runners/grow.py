@@ -91,6 +91,7 @@ class GrowConfig:
     log_every: int = 5
     progress: bool = True
     debug_step_delay: float = 0.0
+    tensorboard: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "ops", tuple(self.ops))

@@ -50,7 +50,8 @@ from jaxnas.platform import settings
 
 
 # config fields that say how a run is kept, not what it computes: they may differ when a run is resumed
-RUN_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "debug_step_delay", "verbose")
+RUN_FIELDS = ("workdir", "checkpoint_every", "keep_checkpoints", "log_every", "progress", "debug_step_delay", "verbose",
+              "tensorboard")
 
 
 def identity_of(config: dict, also_ignore: tuple[str, ...] = ()) -> dict:
@@ -64,7 +65,8 @@ class DivergedError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class LoopOptions:
-    """How a run is kept: where, how often it checkpoints and logs, whether it shows progress."""
+    """How a run is kept: where, how often it checkpoints and logs, whether it shows progress, whether it also
+    writes TensorBoard event files (``workdir/tensorboard``; needs the ``tensorboard`` extra: tensorboardX)."""
 
     workdir: str
     checkpoint_every: int = 25
@@ -72,6 +74,7 @@ class LoopOptions:
     log_every: int = 5
     progress: bool = True
     debug_step_delay: float = 0.0  # test hook: sleep after every step
+    tensorboard: bool = False
 
     def __post_init__(self):
         if not isinstance(self.workdir, str) or not self.workdir:
@@ -258,6 +261,37 @@ def scalars(metrics) -> dict[str, float]:
     return {k: float(np.asarray(v)) for k, v in host(metrics).items()}
 
 
+class TensorBoardLog:
+    """The numbers of the metrics records as TensorBoard scalars (``step/loss``, ``epoch/val_accuracy``,
+    ``morph/params``, ...), for watching a long run live; ``start`` > 0 (a run resumed from the checkpoint at that
+    step) drops the events a killed run wrote after its checkpoint, as the JSON logs are cut back to it."""
+
+    SKIP = ("step", "epoch", "time")
+
+    def __init__(self, directory: Path, start: int = 0):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ValueError("tensorboard event files need tensorboardX: pip install 'jaxnas[tensorboard]'") from None
+        # a file of its own per (re)start: two starts within a second would otherwise share a name; TensorBoard
+        # drops the older files' events from ``purge_step`` on
+        self.writer = SummaryWriter(logdir=str(directory), purge_step=start + 1 if start else None, flush_secs=10,
+                                    filename_suffix=f".from{start:09d}")
+
+    def write(self, record: dict) -> None:
+        step = record.get("step")
+        if not isinstance(step, int):
+            return
+        kind = record.get("kind", "step")
+        for key, value in record.items():
+            if key not in self.SKIP and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value):
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the loop
 
@@ -281,9 +315,13 @@ def run(task: Task, options: LoopOptions):
             raise ValueError(f"checkpoint in {workdir} was written by a different {task.kind} config "
                              f"({'; '.join(diffs)})")
 
+    board = None
+
     def write(name: str, record: dict) -> None:
         if is_writer:
             logs[name].write(record)
+            if board is not None and name == "metrics":
+                board.write(record)
 
     found = ckpts.restore_latest(lambda meta: task.template(meta.get("task", {})), check=check_meta)
     if found is not None:
@@ -303,6 +341,8 @@ def run(task: Task, options: LoopOptions):
                 log.truncate(0)
         for name, record in records:
             write(name, record)
+    if options.tensorboard and is_writer:
+        board = TensorBoardLog(workdir / "tensorboard", start)
     state = task.place(state)
 
     def save(done: int) -> None:
@@ -352,6 +392,8 @@ def run(task: Task, options: LoopOptions):
     finally:
         if bar is not None:
             bar.close()
+        if board is not None:
+            board.close()
         ckpts.close()
     info = Run(workdir, total, resumed_from, started, is_writer)
     return task.finish(state, info), info
@@ -366,5 +408,5 @@ def run_somewhere(task: Task, options: LoopOptions | None, **option_fields):
         return run(task, LoopOptions(workdir=tmp, **option_fields))
 
 
-__all__ = ["RUN_FIELDS", "DivergedError", "JsonLines", "identity_of", "LoopOptions", "Run", "Task", "check_workdir", "config_json", "differences",
+__all__ = ["RUN_FIELDS", "DivergedError", "JsonLines", "TensorBoardLog", "identity_of", "LoopOptions", "Run", "Task", "check_workdir", "config_json", "differences",
            "host", "plain_value", "report", "run", "run_somewhere", "scalars", "write_json"]

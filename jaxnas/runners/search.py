@@ -100,6 +100,8 @@ class SearchConfig:
       devices: data parallel over this many devices (the batch must divide by it).
       inject_nan_at: test hook: the inputs of this global step are NaN (the run must stop cleanly).
       debug_step_delay: test hook: sleep this long after every step.
+      tensorboard: also write the metrics as TensorBoard event files in ``workdir/tensorboard`` (needs the
+        ``tensorboard`` extra).
     """
 
     space: str = "nb201"
@@ -125,6 +127,7 @@ class SearchConfig:
     keep_checkpoints: int = 2
     log_every: int = 5
     progress: bool = True
+    tensorboard: bool = False
     devices: int = 1
     inject_nan_at: int | None = None
     debug_step_delay: float = 0.0
@@ -457,7 +460,8 @@ def loop_options(cfg) -> loop.LoopOptions:
     """The :class:`jaxnas.runners.loop.LoopOptions` of a runner config (the fields every config shares)."""
     return loop.LoopOptions(workdir=cfg.workdir, checkpoint_every=cfg.checkpoint_every,
                             keep_checkpoints=cfg.keep_checkpoints, log_every=cfg.log_every, progress=cfg.progress,
-                            debug_step_delay=getattr(cfg, "debug_step_delay", 0.0))
+                            debug_step_delay=getattr(cfg, "debug_step_delay", 0.0),
+                            tensorboard=getattr(cfg, "tensorboard", False))
 
 
 def run_search(config: SearchConfig) -> SearchResult:

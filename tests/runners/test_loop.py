@@ -111,3 +111,54 @@ def test_report_without_tqdm_prints_the_line(monkeypatch, capsys):
     monkeypatch.setattr(loop, "tqdm", None)  # a bare accelerator image without tqdm: no bar, lines still shown
     loop.report("epoch 1: loss 0.5")
     assert capsys.readouterr().err == "epoch 1: loss 0.5\n"
+
+
+def tensorboard_scalars(directory):
+    """``{tag: [(step, value), ...]}`` read back from the TFRecord event files in ``directory``, as TensorBoard
+    reads them: a restart's ``SessionLog.START`` at step s drops the events from step s on written before it."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(directory.iterdir()):
+        data = path.read_bytes()
+        at = 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+                out = {tag: [(s, v) for s, v in vals if s < event.step] for tag, vals in out.items()}
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_events_mirror_the_metrics(tmp_path):
+    pytest.importorskip("tensorboardX")  # part of the test extra; the loop itself never needs it
+    options = loop.LoopOptions(workdir=str(tmp_path), log_every=1, checkpoint_every=2, progress=False,
+                               tensorboard=True)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(Walk(crash_at=4), options)
+    loop.run(Walk(), options)
+    scalars = tensorboard_scalars(tmp_path / "tensorboard")
+    logged = [(r["step"], r["loss"]) for r in records(tmp_path) if r["kind"] == "step"]
+    got = scalars["step/loss"]
+    assert [s for s, _ in got] == [s for s, _ in logged] == [1, 2, 3, 4, 5, 6]  # resumed at 4: nothing twice
+    np.testing.assert_allclose([v for _, v in got], [v for _, v in logged], rtol=1e-6)
+    assert [s for s, _ in scalars["epoch/x"]] == [3, 6]
+
+
+def test_tensorboard_without_tensorboardx_is_one_clear_error(tmp_path, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_tensorboardx(name, *args, **kwargs):
+        if name.startswith("tensorboardX"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
+    with pytest.raises(ValueError, match=r"pip install 'jaxnas\[tensorboard\]'"):
+        loop.run(Walk(), loop.LoopOptions(workdir=str(tmp_path), progress=False, tensorboard=True))
