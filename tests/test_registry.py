@@ -13,6 +13,8 @@ from jaxnas import registry
 from jaxnas.cli.describe import describe
 from jaxnas.cli.main import main
 from jaxnas.nn.ops import make_op
+from jaxnas.plot import plot_arch_weights, plot_genotype
+from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
 from jaxnas.runners.search import SearchConfig, run_search
 from jaxnas.runners.train import TrainConfig, load_genotype, train_and_evaluate
 
@@ -50,6 +52,13 @@ class ToySpace:
 
     def parse(self, text: str) -> ToyGenotype:
         return self.from_json({"op": text})
+
+    def cell_graphs(self, g: ToyGenotype):
+        nodes = [GraphNode("in", "stem", "input"), GraphNode("out", "out", "output")]
+        return (CellGraph("edge", nodes, [GraphEdge("in", "out", g.op)]),)
+
+    def arch_axes(self):
+        return {"edge": (("stem\u2192out",), self.primitives)}
 
 
 class ToySupernet(nn.Module):
@@ -125,3 +134,13 @@ def test_toy_space_describe_search_and_retrain(toy_space, tmp_path, capsys):
     assert result.steps == 3 and result.test_examples == 16 and 0.0 <= result.test_accuracy <= 1.0
     # the retrained network is the one describe counts for that genotype
     assert result.params == describe("toy-edge", genotype=search.genotype.op, dataset="fashion_mnist").params
+
+
+def test_a_registered_space_gets_pictures(toy_space, tmp_path, capsys):
+    space = registry.get_space("toy-edge")
+    (ax,) = plot_genotype(space, space.parse("avg_pool_3x3")).axes
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "edge-label:in->out"] == ["avg_pool_3x3"]
+    heat = plot_arch_weights(space, {"edge": np.array([[0.0, 1.0, 2.0]])})
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["stem\u2192out"]
+    assert main(["plot", "--space", "toy-edge", "--genotype", "skip_connect", "--out", str(tmp_path / "t.png")]) == 0
+    assert (tmp_path / "t.png").stat().st_size > 1000

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--pareto", metavar="DEVICE", help="draw NB201's accuracy/latency front on a HELP device "
                                                      "(e.g. titanxp_1), marking --genotype if given")
     p.add_argument("--dataset", default="cifar10", help="with --pareto: cifar10, cifar100 or imagenet16")
-    p.add_argument("--format", default="png", choices=FORMATS, help="file format (default png)")
+    p.add_argument("--format", choices=FORMATS, help="file format (default: the --out file's suffix, else png)")
     p.add_argument("--out", help="output: a folder for a run (default RUN_DIR/plots), a file otherwise "
                                  "(default plots/NAME.FORMAT)")
     p.set_defaults(func=main)
@@ -67,6 +67,14 @@ def _name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_")[:60] or "genotype"
 
 
+def _out_file(args, default_stem: str) -> tuple[Path, str]:
+    if args.out is not None:
+        out = Path(args.out)
+        return out, args.format or (out.suffix.lstrip(".").lower() if out.suffix else "png")
+    fmt = args.format or "png"
+    return Path(f"plots/{default_stem}.{fmt}"), fmt
+
+
 def main(args) -> int:
     if args.pareto is not None:
         if args.run_dir is not None:
@@ -77,13 +85,12 @@ def main(args) -> int:
             _, g, _ = load_genotype(args.genotype, args.space or "nb201")
             marked = {"genotype": g}
         fig = plot_pareto(bench, args.pareto, args.dataset, marked=marked)
-        out = Path(args.out or f"plots/nb201-pareto-{args.pareto}.{args.format}")
-        print(save_figure(fig, out, args.format))
+        print(save_figure(fig, *_out_file(args, f"nb201-pareto-{args.pareto}")))
         return 0
     if args.run_dir is not None:
         if args.genotype is not None:
             raise ValueError("give either a run directory or --genotype, not both")
-        for path in plot_run(args.run_dir, args.out, args.format):
+        for path in plot_run(args.run_dir, args.out, args.format or "png"):
             print(path)
         return 0
     if args.genotype is None:
@@ -91,6 +98,5 @@ def main(args) -> int:
     space, genotype, arch = load_genotype(args.genotype, args.space)
     options = {"arch": arch} if arch is not None else {}
     fig = plot_genotype(space, genotype, title=f"{space.name}: {_name(args.genotype)}", **options)
-    out = Path(args.out or f"plots/{space.name}-{_name(args.genotype)}.{args.format}")
-    print(save_figure(fig, out, args.format))
+    print(save_figure(fig, *_out_file(args, f"{space.name}-{_name(args.genotype)}")))
     return 0

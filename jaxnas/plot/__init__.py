@@ -14,9 +14,9 @@ global changed), and :func:`save_figure` that writes the same bytes for the same
 from jaxnas.plot.arch import arch_tables, plot_arch_trajectories, plot_arch_weights
 from jaxnas.plot.benchmarks import plot_latency_fit, plot_pareto, plot_strategy_comparison
 from jaxnas.plot.cells import draw_cell, plot_cells, plot_genotype
-from jaxnas.plot.figures import save_figure
+from jaxnas.plot.figures import png_bytes, save_figure
 from jaxnas.plot.runs import plot_run, plot_run_curves, read_run, run_figures
 
 __all__ = ["arch_tables", "draw_cell", "plot_arch_trajectories", "plot_arch_weights", "plot_cells", "plot_genotype",
-           "plot_latency_fit", "plot_pareto", "plot_run", "plot_run_curves", "plot_strategy_comparison", "read_run",
-           "run_figures", "save_figure"]
+           "plot_latency_fit", "plot_pareto", "plot_run", "plot_run_curves", "plot_strategy_comparison", "png_bytes",
+           "read_run", "run_figures", "save_figure"]

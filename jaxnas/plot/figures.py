@@ -5,6 +5,7 @@ same bytes."""
 from __future__ import annotations
 
 import functools
+import io
 from pathlib import Path
 
 import matplotlib
@@ -46,6 +47,14 @@ def save_figure(fig: Figure, path: str | Path, fmt: str | None = None, dpi: int 
     return path
 
 
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes (for ``IPython.display.Image(data=...)`` in a notebook, or a web page)."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(_STYLE):
+        fig.savefig(buffer, format="png", dpi=dpi, metadata=_METADATA["png"], bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def math_label(label: str) -> str:
     """``c_{k-1}`` drawn as mathtext (a subscript; ``\u2192`` as an arrow), anything without ``_`` as it is."""
     if "_" not in label or "$" in label:
@@ -53,4 +62,4 @@ def math_label(label: str) -> str:
     return "$" + label.replace(" ", r"\ ").replace("\u2192", r"\rightarrow ") + "$"
 
 
-__all__ = ["FORMATS", "math_label", "new_figure", "save_figure", "styled"]
+__all__ = ["FORMATS", "math_label", "new_figure", "png_bytes", "save_figure", "styled"]
