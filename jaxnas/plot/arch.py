@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple, Sequence
 
+import jax
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -31,11 +32,9 @@ class ArchTable(NamedTuple):
 
 def relaxed(logits, relaxation: str = "softmax") -> np.ndarray:
     """Weights from logits over the last axis: softmax, or sigmoid for the sigmoid relaxation."""
-    a = np.asarray(logits, np.float64)
-    if relaxation in SIGMOID_RELAXATIONS:
-        return 1.0 / (1.0 + np.exp(-a))
-    z = np.exp(a - a.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    a = np.asarray(logits, np.float32)
+    return np.asarray(jax.nn.sigmoid(a) if relaxation in SIGMOID_RELAXATIONS else jax.nn.softmax(a, axis=-1),
+                      np.float64)
 
 
 def _grown_tables(spec, arch, relaxation) -> list[ArchTable]:

@@ -99,7 +99,8 @@ def draw_cell(ax, graph: CellGraph, colors: dict[str, str] | None = None) -> Non
                        gid=f"node:{node.name}",
                        bbox=dict(boxstyle="round,pad=0.45", fc=NODE_COLORS[node.kind], ec="#404040", lw=0.8))
         boxes[node.name] = text
-    for e, rad in zip(graph.edges, _bends(graph, pos)):
+    bends = _bends(graph, pos)
+    for e, rad in zip(graph.edges, bends):
         (x0, y0), (x1, y1) = pos[e.src], pos[e.dst]
         color = colors.get(e.label, "#404040") if e.label else "#404040"
         # drawn after the node boxes (zorder), so the arrow is clipped to boxes already placed
@@ -113,9 +114,9 @@ def draw_cell(ax, graph: CellGraph, colors: dict[str, str] | None = None) -> Non
             ax.text(x, y, e.label, ha="center", va="center", fontsize=7.5, color=color, zorder=3,
                     gid=f"edge-label:{e.src}->{e.dst}",
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
-    bends = [_curve_point(pos[e.src], pos[e.dst], rad, 0.5) for e, rad in zip(graph.edges, _bends(graph, pos))]
+    middles = [_curve_point(pos[e.src], pos[e.dst], rad, 0.5) for e, rad in zip(graph.edges, bends)]
     xs = [p[0] for p in pos.values()]
-    ys = [p[1] for p in [*pos.values(), *bends]]
+    ys = [p[1] for p in [*pos.values(), *middles]]
     ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
     ax.set_aspect("equal")

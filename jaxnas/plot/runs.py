@@ -102,6 +102,8 @@ def plot_run_curves(records: Sequence[dict], title: str | None = None) -> Figure
         _mark_events(ax, events)
     for ax in flat[n:]:
         ax.set_axis_off()
+    if events:
+        title = f"{title + ': ' if title else ''}dotted lines: grow (green), prune (red)"
     if title:
         fig.suptitle(title)
     return fig
@@ -188,8 +190,11 @@ def run_figures(run: RunFiles) -> dict[str, Figure]:
     elif gj is not None and "genotype" in gj:
         space = registry.get_space(gj["space"])
         figures["cell"] = plot_genotype(space, space.from_json(gj["genotype"]), title=f"{title}: derived genotype")
-        if run.arch is not None:
-            figures["arch_weights"] = plot_arch_weights(space, run.arch, _relaxation(run),
+        arch = run.arch  # image searches: arch.npz; sequence searches: result.json's "arch"
+        if arch is None and rj is not None and isinstance(rj.get("arch"), dict):
+            arch = {k: np.asarray(v) for k, v in rj["arch"].items()}
+        if arch is not None:
+            figures["arch_weights"] = plot_arch_weights(space, arch, _relaxation(run),
                                                         title=f"{title}: architecture weights")
     elif rj is not None and isinstance(rj.get("arch"), dict) and "rnn" in rj["arch"]:
         space = registry.get_space("darts-rnn")

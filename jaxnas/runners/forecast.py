@@ -37,6 +37,7 @@ import optax
 from jaxnas import relax as relax_lib
 from jaxnas.data import timeseries as ts
 from jaxnas.search.steps import OPTIMIZATIONS, OptimConfig, SearchState, make_arch_optimizer, make_step
+from jaxnas.nn.ops import count_params
 from jaxnas.nn.sequence import Forecaster
 from jaxnas.nn import recurrent
 from jaxnas.runners import loop
@@ -103,10 +104,6 @@ def init_state(model: nn.Module, sample_x, key, w_optimizer, arch=None, a_optimi
     variables = jax.jit(lambda k, x, w: model.init(k, x, w, train=False))(k_init, sample_x, weights)
     return SearchState.create(variables["params"], variables.get("batch_stats", {}),
                               unused_arch() if arch is None else arch, w_optimizer, a_optimizer, k_state)
-
-
-def count_params(params) -> int:
-    return int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))
 
 
 def tree_to_lists(tree):

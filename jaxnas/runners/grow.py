@@ -37,6 +37,7 @@ import numpy as np
 
 from jaxnas import registry
 from jaxnas.nn import grow
+from jaxnas.nn.ops import count_params
 from jaxnas.search import morph
 from jaxnas.runners import loop
 from jaxnas.runners.search import config_from_json, fit_images, loop_options
@@ -275,7 +276,7 @@ class GrowingSearchTask(loop.Task):
 def size_fields(spec, params) -> dict:
     """How big the supernet is: nodes (over all cells), width and parameter count (for the records and plots)."""
     return {"nodes": sum(len(c.nodes) for c in spec.cells), "width": grow.width_of(spec),
-            "params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params)))}
+            "params": count_params(params)}
 
 
 def run_growing_search(config: GrowConfig) -> GrowResult:

@@ -33,6 +33,7 @@ import optax
 
 from jaxnas import registry
 from jaxnas.platform import settings, xla
+from jaxnas.nn.ops import count_params
 from jaxnas.runners import loop
 from jaxnas.runners.search import fit_images, loop_options
 from jaxnas.search.steps import accuracy, cross_entropy
@@ -325,7 +326,7 @@ class TrainTask(loop.Task):
         host = jax.device_get(state)
         acc, loss, n = evaluate(eval_fn, host.params, host.batch_stats, self.test, cfg.eval_batch_size,
                                 cfg.eval_examples)
-        n_params = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(host.params)))
+        n_params = count_params(host.params)
         last_epoch = run.last_epoch(("epoch", "loss", "accuracy"))
         space, genotype = load_genotype(cfg.genotype)
         result = {
