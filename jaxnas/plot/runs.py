@@ -50,11 +50,9 @@ def _mark_events(ax, events) -> None:
                    gid=f"event:{r.get('event')}:{r['step']}")
 
 
-@styled
-def plot_run_curves(records: Sequence[dict], title: str | None = None) -> Figure:
-    """The curves in ``records`` (metrics.jsonl): per step (thin) and per epoch (markers), one panel per quantity
-    the records have; growth/prune events as dotted lines on every panel, and a size panel when the records carry
-    ``nodes``/``width``/``params``."""
+def curve_panels(records: Sequence[dict]):
+    """``(panels, sized, events)`` of the records: the curve panels (title, lines), the records that carry the
+    supernet's size, the growth/prune events."""
     records = [r for r in records if isinstance(r, dict)]
     panels = []
     for name, keys in CURVES:
@@ -69,9 +67,18 @@ def plot_run_curves(records: Sequence[dict], title: str | None = None) -> Figure
         if lines and not (schedule and constant):  # a constant schedule (temperature 1) is not worth a panel
             panels.append((name, lines))
     sized = [r for r in records if r.get("kind") in ("epoch", *EVENT_KINDS) and "params" in r]
+    events = [r for r in records if r.get("kind") in EVENT_KINDS and "step" in r]
+    return panels, sized, events
+
+
+@styled
+def plot_run_curves(records: Sequence[dict], title: str | None = None) -> Figure:
+    """The curves in ``records`` (metrics.jsonl): per step (thin) and per epoch (markers), one panel per quantity
+    the records have; growth/prune events as dotted lines on every panel, and a size panel when the records carry
+    ``nodes``/``width``/``params``."""
+    panels, sized, events = curve_panels(records)
     if not panels and not sized:
         raise ValueError("the records have no curves to draw (no loss, accuracy, lr or temperature by step)")
-    events = [r for r in records if r.get("kind") in EVENT_KINDS and "step" in r]
     n = len(panels) + (1 if sized else 0)
     fig = new_figure(4.2 * min(n, 3), 3.0 * ((n + 2) // 3))
     axes = fig.subplots((n + 2) // 3, min(n, 3), squeeze=False)
@@ -205,10 +212,9 @@ def run_figures(run: RunFiles) -> dict[str, Figure]:
         space = registry.get_space(gj["space"])
         figures["arch_trajectories"] = plot_arch_trajectories(space, run.genotypes, _relaxation(run),
                                                               title=f"{title}: architecture weights by step")
-    try:
+    panels, sized, _ = curve_panels(run.metrics)
+    if panels or sized:  # a run may have logged no curves yet
         figures["curves"] = plot_run_curves(run.metrics, title=title)
-    except ValueError:
-        pass  # a run that logged no curves yet
     return figures
 
 
@@ -225,4 +231,4 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, fmt: str = 
     return [save_figure(fig, out / f"{name}.{fmt}", fmt) for name, fig in figures.items()]
 
 
-__all__ = ["CURVES", "RunFiles", "plot_run", "plot_run_curves", "read_run", "run_figures"]
+__all__ = ["CURVES", "RunFiles", "curve_panels", "plot_run", "plot_run_curves", "read_run", "run_figures"]
