@@ -16,6 +16,7 @@ name (alias)              paper           hard   forward value / gradient to the
 ``sigmoid`` (asap)        ASAP/FairDARTS  no     ``sigmoid(a / t)``, independent per op (use with an annealed ``t``)
 ``uniform`` (spos)        SPOS            yes    one-hot of a uniformly sampled op; no gradient to the architecture
 ``argmax``                --              yes    one-hot of the strongest op (derived cell); straight-through softmax
+``dirichlet`` (drnas)     DrNAS           no     a sample of ``Dir(elu(a) + 1)``; pathwise gradient
 ========================  ==============  =====  ===================================================================
 
 A *hard* relaxation yields exactly one-hot forward values: the step passes ``hard=True`` to the supernet, which then
@@ -145,6 +146,18 @@ def uniform_leaf(logits, key, temperature):
     return jax.lax.stop_gradient(jax.nn.one_hot(idx, logits.shape[-1], dtype=logits.dtype))
 
 
+def dirichlet_concentration(logits):
+    """DrNAS's concentration of the Dirichlet over an edge's ops: ``elu(a) + 1`` (positive, 1 at a = 0)."""
+    return jax.nn.elu(logits) + 1.0
+
+
+def dirichlet_leaf(logits, key, temperature):
+    """DrNAS: a sample of ``Dir(elu(a) + 1)`` per edge, differentiable in ``a`` by the pathwise (implicit
+    reparameterisation) gradient of the gamma samples it is made of. ``temperature`` is unused, as in DrNAS."""
+    del temperature
+    return jax.random.dirichlet(key, dirichlet_concentration(logits)).astype(logits.dtype)
+
+
 def argmax_leaf(logits, key, temperature):
     del key
     soft = jax.nn.softmax(logits / temperature, axis=-1)
@@ -158,9 +171,10 @@ hard_gumbel = Relaxation(hard_gumbel_leaf, hard=True, stochastic=True, name="har
 sigmoid = Relaxation(sigmoid_leaf, name="sigmoid")
 uniform = Relaxation(uniform_leaf, hard=True, stochastic=True, differentiable=False, name="uniform")
 argmax = Relaxation(argmax_leaf, hard=True, name="argmax")
+dirichlet = Relaxation(dirichlet_leaf, stochastic=True, name="dirichlet")
 
 RELAXATIONS: dict[str, Relaxation] = {
-    r.name: r for r in (softmax, gumbel, hard_gumbel, sigmoid, uniform, argmax)
+    r.name: r for r in (softmax, gumbel, hard_gumbel, sigmoid, uniform, argmax, dirichlet)
 }
 ALIASES: dict[str, str] = {
     "darts": "softmax",
@@ -168,6 +182,7 @@ ALIASES: dict[str, str] = {
     "gdas": "hard_gumbel",
     "asap": "sigmoid",
     "spos": "uniform",
+    "drnas": "dirichlet",
 }
 
 
@@ -263,6 +278,8 @@ __all__ = [
     "asap_temperature",
     "check_same_tree",
     "constant",
+    "dirichlet",
+    "dirichlet_concentration",
     "exponential",
     "gdas_temperature",
     "get_relaxation",

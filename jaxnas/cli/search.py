@@ -67,13 +67,15 @@ def load_config_file(spec: str):
 
 
 _FLAGS = {  # argparse dest -> SearchConfig field
-    "space": "space", "method": "relaxation", "optimization": "optimization", "dataset": "dataset",
+    "space": "space", "optimization": "optimization", "dataset": "dataset",
     "image_size": "image_size", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
     "batch_size": "batch_size", "width": "width", "depth": "depth", "seed": "seed", "workdir": "workdir",
     "devices": "devices", "warmup_epochs": "warmup_epochs", "checkpoint_every": "checkpoint_every",
     "log_every": "log_every", "temperature": "temperature", "hessian": "hessian",
     "spos_candidates": "spos_candidates", "conv_impl": "conv_impl", "inject_nan_at": "inject_nan_at",
-    "debug_step_delay": "debug_step_delay",
+    "debug_step_delay": "debug_step_delay", "zero_one_weight": "zero_one_weight",
+    "dirichlet_kl_weight": "dirichlet_kl_weight", "perturbation": "perturbation",
+    "perturbation_epsilon": "perturbation_epsilon", "perturbation_steps": "perturbation_steps",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
 
@@ -85,7 +87,10 @@ def config_from_args(args) -> SearchConfig:
     if not isinstance(base, SearchConfig):
         raise ValueError(f"get_config() of {args.config} must return a SearchConfig or a dict, "
                          f"got {type(base).__name__}")
-    changes = {field: getattr(args, dest) for dest, field in _FLAGS.items() if getattr(args, dest) is not None}
+    changes = {}
+    if args.method is not None:  # a method's fields first, so that flags given beside it override them
+        changes.update(METHODS.get(args.method, {"relaxation": args.method}))
+    changes.update({field: getattr(args, dest) for dest, field in _FLAGS.items() if getattr(args, dest) is not None})
     optim = {field: getattr(args, dest) for dest, field in _OPTIM_FLAGS.items() if getattr(args, dest) is not None}
     if optim:
         changes["optim"] = dataclasses.replace(base.optim, **optim)
@@ -106,8 +111,11 @@ def register(sub) -> None:
     p.add_argument("--config", help="a python config file with get_config() (path.py or path.py:variant); "
                    "flags given here override its values")
     p.add_argument("--space", choices=searchable_spaces(), help=f"search space (default {d.space})")
-    p.add_argument("--method", choices=METHODS + tuple(sorted(relax.RELAXATIONS)), help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), "
-                   f"asap (sigmoid), spos (uniform single path), or a relaxation's name (default {d.relaxation})")
+    p.add_argument("--method", choices=tuple(METHODS) + tuple(sorted(relax.RELAXATIONS)),
+                   help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), asap (sigmoid), spos (uniform single "
+                        f"path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / sdarts-adv (perturbed "
+                        f"weight step), or a relaxation's name "
+                        f"(default {d.relaxation}); docs/methods.md")
     p.add_argument("--optimization", choices=tuple(OPTIMIZATIONS), help=f"default {d.optimization}; spos ignores it")
     p.add_argument("--dataset", help=f"data set name or path (default {d.dataset}: the Fashion-MNIST subset "
                    "shipped with jaxnas)")
@@ -135,6 +143,15 @@ def register(sub) -> None:
     p.add_argument("--spos-candidates", type=int, help="spos: genotypes scored after training (default 16)")
     p.add_argument("--conv-impl", choices=settings.CONV_IMPLS, help="convolution implementation (default auto: "
                    "$JAXNAS_CONV_IMPL, else the backend's per-kind choice; docs/cpu-performance.md)")
+    m = p.add_argument_group("method pieces (set by --method; give them to override or combine)")
+    m.add_argument("--zero-one-weight", type=float, help="FairDARTS zero-one loss weight (fairdarts: 10)")
+    m.add_argument("--dirichlet-kl-weight", type=float, help="DrNAS KL anchor regularizer weight (drnas: 0, its "
+                   "default anchor being the arch weight decay)")
+    m.add_argument("--perturbation", choices=("none", "random", "adversarial"),
+                   help="SDARTS weight-step perturbation (sdarts-rs: random, sdarts-adv: adversarial)")
+    m.add_argument("--perturbation-epsilon", type=float, help="SDARTS largest radius, reached in the last epoch "
+                   "(default 0.3)")
+    m.add_argument("--perturbation-steps", type=int, help="SDARTS-ADV ascent steps (default 7)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
@@ -185,7 +202,8 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
 }
 _NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices",
                  "warmup_epochs", "temperature", "hessian", "spos_candidates", "inject_nan_at", "w_lr", "a_lr",
-                 "weight_decay")
+                 "weight_decay", "zero_one_weight", "dirichlet_kl_weight", "perturbation", "perturbation_epsilon",
+                 "perturbation_steps")
 
 
 def grow_config_from_args(args) -> GrowConfig:

@@ -44,7 +44,7 @@ from jaxnas.platform import settings
 from jaxnas import data
 from jaxnas.io.checkpoint import save_arrays
 from jaxnas.runners import loop
-from jaxnas.search import parallel
+from jaxnas.search import parallel, regularizers
 from jaxnas.search.steps import (
     OPTIMIZATIONS,
     OptimConfig,
@@ -52,13 +52,30 @@ from jaxnas.search.steps import (
     accuracy,
     cross_entropy,
     init_search_state,
+    PERTURBATIONS,
+    WeightPerturbation,
     make_arch_optimizer,
     make_step,
     make_weight_optimizer,
 )
 from jaxnas.data import batch_at, steps_per_epoch
 
-METHODS = ("darts", "snas", "gdas", "asap", "spos")
+# ``--method NAME``: the config fields a method sets (flags given beside it override them). Every method composes
+# with every optimization it allows; docs/methods.md lists each one's paper and pieces.
+METHODS: dict[str, dict] = {
+    "darts": {"relaxation": "darts"},
+    "snas": {"relaxation": "snas"},
+    "gdas": {"relaxation": "gdas"},
+    "asap": {"relaxation": "asap"},
+    "spos": {"relaxation": "spos"},
+    # FairDARTS: independent sigmoid weights (temperature 1) and the zero-one loss, weight 10 (the paper's w_01)
+    "fairdarts": {"relaxation": "sigmoid", "temperature": "constant:1", "zero_one_weight": 10.0},
+    # DrNAS: Dirichlet relaxation; its default (L2) anchor regularizer is the arch optimizer's weight decay (1e-3)
+    "drnas": {"relaxation": "dirichlet"},
+    # SDARTS: the weight step's edge weights perturbed, epsilon 0.03 rising to 0.3 over the epochs (the paper's)
+    "sdarts-rs": {"relaxation": "darts", "perturbation": "random"},
+    "sdarts-adv": {"relaxation": "darts", "perturbation": "adversarial"},
+}
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
 NON_IDENTITY_FIELDS = ("devices", "inject_nan_at")  # beside loop.RUN_FIELDS
@@ -92,6 +109,14 @@ class SearchConfig:
       hessian: second order only: ``exact`` or ``finite_difference``.
       optim: weight / architecture optimizer settings (:class:`jaxnas.search.OptimConfig`).
       spos_candidates: spos only: genotypes sampled and scored with the trained supernet at the end.
+      zero_one_weight: FairDARTS's zero-one loss (:func:`jaxnas.search.regularizers.zero_one_loss`) times this is
+        added to the architecture objective (0: none; ``--method fairdarts``: 10, the paper's).
+      dirichlet_kl_weight: DrNAS's KL anchor regularizer times this is added to the architecture objective (0: none;
+        DrNAS's default anchor is the L2 one, i.e. ``optim.a_weight_decay``).
+      perturbation: SDARTS: ``none``, ``random`` (SDARTS-RS) or ``adversarial`` (SDARTS-ADV) perturbation of the
+        bi-level weight step's edge weights (:class:`jaxnas.search.steps.WeightPerturbation`);
+        ``perturbation_epsilon``: its largest radius, reached in the last epoch (the radius rises linearly from 0.03
+        at epoch 0, as in SDARTS; default 0.3, the paper's); ``perturbation_steps``: SDARTS-ADV's ascent steps (7).
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -122,6 +147,11 @@ class SearchConfig:
     augment: bool = True
     optim: OptimConfig = OptimConfig()
     spos_candidates: int = 16
+    zero_one_weight: float = 0.0
+    dirichlet_kl_weight: float = 0.0
+    perturbation: str = "none"
+    perturbation_epsilon: float = 0.3
+    perturbation_steps: int = 7
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -162,6 +192,30 @@ class SearchConfig:
         if not isinstance(self.workdir, str) or not self.workdir:
             raise ValueError(f"workdir must be a non-empty path, got {self.workdir!r}")
         parse_temperature(self.temperature)  # raises on a malformed spec
+        for name in ("zero_one_weight", "dirichlet_kl_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if self.dirichlet_kl_weight and self.relaxation_fn.name != "dirichlet":
+            raise ValueError(f"dirichlet_kl_weight regularizes a Dirichlet relaxation (drnas), not "
+                             f"{self.relaxation!r}")
+        choice("perturbation", ("none", *PERTURBATIONS))
+        if self.perturbation != "none":
+            if self.optimization == "single-level":
+                raise ValueError(f"perturbation {self.perturbation!r} (SDARTS) perturbs the weight step of a bi-level "
+                                 f"search; single-level optimization has one pass for both (use bilevel-1st or "
+                                 f"bilevel-2nd)")
+            if self.relaxation_fn.hard or not self.relaxation_fn.differentiable:
+                raise ValueError(f"perturbation {self.perturbation!r} (SDARTS) needs soft edge weights; "
+                                 f"{self.relaxation!r} is hard")
+            if not isinstance(self.perturbation_epsilon, (int, float)) or not 0 < self.perturbation_epsilon <= 1:
+                raise ValueError(f"perturbation_epsilon must lie in (0, 1], got {self.perturbation_epsilon!r}")
+            if isinstance(self.perturbation_steps, bool) or not isinstance(self.perturbation_steps, int) \
+                    or self.perturbation_steps < 1:
+                raise ValueError(f"perturbation_steps must be a positive integer, got {self.perturbation_steps!r}")
+        if (self.zero_one_weight or self.dirichlet_kl_weight) and not self.relaxation_fn.differentiable:
+            raise ValueError(f"{self.relaxation} trains no architecture: zero_one_weight and dirichlet_kl_weight "
+                             f"do not apply")
 
     # -- derived values -----------------------------------------------------------------------------------------
     @property
@@ -202,6 +256,32 @@ def config_from_json(cls, data: dict, what: str):
     if isinstance(data.get("optim"), dict):
         data["optim"] = OptimConfig(**data["optim"])
     return cls(**data)
+
+
+def arch_objective_terms(config: SearchConfig) -> dict:
+    """``make_step``'s ``arch_penalty`` / ``arch_regularizer`` of a config (FairDARTS, DrNAS), only where set."""
+    terms = {}
+    if config.zero_one_weight:
+        w01 = float(config.zero_one_weight)
+        terms["arch_penalty"] = lambda weights: w01 * regularizers.zero_one_loss(weights)
+    if config.dirichlet_kl_weight:
+        scale = float(config.dirichlet_kl_weight)
+        terms["arch_regularizer"] = lambda arch: scale * regularizers.dirichlet_kl(arch)
+    return terms
+
+
+def weight_perturbation(config: SearchConfig, steps_per_epoch: int) -> WeightPerturbation | None:
+    """SDARTS's perturbation of a config: radius 0.03 at epoch 0 rising linearly to ``perturbation_epsilon`` at the
+    last epoch (the authors' schedule, ``0.03 + (eps - 0.03) * epoch / epochs``), or None."""
+    if config.perturbation == "none":
+        return None
+    start, end, epochs = 0.03, float(config.perturbation_epsilon), config.epochs
+
+    def epsilon(step):
+        epoch = jnp.asarray(step, jnp.int32) // steps_per_epoch
+        return start + (end - start) * epoch.astype(jnp.float32) / epochs
+
+    return WeightPerturbation(config.perturbation, epsilon, config.perturbation_steps)
 
 
 def parse_temperature(spec: str):
@@ -374,11 +454,11 @@ class ImageSearchTask(loop.Task):
         self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
         self.a_opt = make_arch_optimizer(cfg.optim)
         common = dict(relaxation=cfg.relaxation_fn, w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
-                      mesh=self.mesh)
+                      mesh=self.mesh, **arch_objective_terms(cfg))
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
         if self.mode != "weights":
             self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
-                                              **common)
+                                              weight_perturbation=weight_perturbation(cfg, spe), **common)
 
     def init(self):
         k_arch, k_init = jax.random.split(jax.random.key(self.cfg.seed))

@@ -22,7 +22,7 @@ Batches are ``(inputs, labels)`` tuples or mappings with ``"image"`` and ``"labe
 running statistics come from the weight step's train batch (the arch step's statistics are dropped).
 Metrics: ``loss``, ``accuracy`` (train batch, weight step), ``val_loss``, ``val_accuracy`` (bi-level: at the weights the
 arch gradient was taken at, i.e. the unrolled ones for second order; other modes: only when a ``val_batch`` is given,
-a forward pass), ``temperature``, ``lr`` (when the weight optimizer exposes it) and ``penalty`` (with ``arch_penalty``).
+a forward pass), ``temperature``, ``lr`` (when the weight optimizer exposes it) and ``penalty`` (with ``arch_penalty`` or ``arch_regularizer``).
 
 Data parallel: pass ``mesh=jaxnas.search.parallel.data_mesh()``; see :mod:`jaxnas.search.parallel`.
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -299,6 +299,57 @@ def weight_value_and_grad(objective: Callable[[Any, Any], tuple[jax.Array, Any]]
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# perturbed weight steps (SDARTS)
+
+
+class WeightPerturbation(NamedTuple):
+    """SDARTS (Chen & Hsieh, ICML 2020): the weight step of a bi-level search sees edge weights perturbed within an
+    L-inf ball of radius ``epsilon`` around the relaxed ones, projected back onto valid weights (clamped to [0, 1]
+    and renormalised per edge, as the authors' code does); the architecture step sees them unperturbed.
+
+    ``kind``: ``random`` (SDARTS-RS: uniform noise in the ball) or ``adversarial`` (SDARTS-ADV: ``steps`` steps of
+    sign-gradient ascent on the weight step's loss, step size ``2 epsilon / steps``, from a random start, kept only
+    if it raised the loss). ``epsilon``: a number or a schedule ``step -> epsilon`` (the paper's: 0.03 rising
+    linearly over the epochs to 0.3 for RS and ADV on NB201; :func:`jaxnas.runners.search` builds it).
+    """
+
+    kind: str = "random"
+    epsilon: Any = 0.03
+    steps: int = 7
+
+
+PERTURBATIONS = ("random", "adversarial")
+
+
+def project_weights(v: jax.Array) -> jax.Array:
+    """SDARTS's projection of perturbed weights: clamp to [0, 1] and renormalise over the last axis (an all-zero
+    edge keeps its strongest op)."""
+    clamped = jnp.clip(v, 0.0, 1.0)
+    strongest = jax.nn.one_hot(jnp.argmax(v, axis=-1), v.shape[-1], dtype=v.dtype)
+    clamped = jnp.where(clamped.sum(-1, keepdims=True) == 0, strongest, clamped)
+    return clamped / clamped.sum(-1, keepdims=True)
+
+
+def random_delta(weights, key: jax.Array, epsilon) -> Any:
+    """``project(w + u) - w`` with ``u ~ U(-epsilon, epsilon)`` on every weight (SDARTS-RS, the ADV start)."""
+    leaves, treedef = jax.tree_util.tree_flatten(weights)
+    keys = jax.random.split(key, len(leaves))
+    out = [project_weights(w + jax.random.uniform(k, w.shape, w.dtype, -epsilon, epsilon)) - w
+           for w, k in zip(leaves, keys)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def pgd_delta(weights, delta, g_delta, epsilon, step_size) -> Any:
+    """One SDARTS-ADV ascent step: ``w + clip(w + delta + step_size * sign(g) - w, +-epsilon)``, projected, minus
+    ``w``."""
+    def one(w, d, g):
+        v = w + jnp.clip(d + step_size * jnp.sign(g), -epsilon, epsilon)
+        return project_weights(v) - w
+
+    return jax.tree_util.tree_map(one, weights, delta, g_delta)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # the step factory
 
 
@@ -313,6 +364,8 @@ def make_step(
     accuracy_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = accuracy,
     temperature: float | Callable[[jax.Array], jax.Array] = 1.0,
     arch_penalty: Callable[[Any], jax.Array] | None = None,
+    arch_regularizer: Callable[[Any], jax.Array] | None = None,
+    weight_perturbation: WeightPerturbation | None = None,
     xi: float | Callable[[jax.Array], jax.Array] | None = None,
     hessian: str = "exact",
     fd_radius: float = 0.01,
@@ -337,6 +390,11 @@ def make_step(
       arch_penalty: extra term ``weights -> scalar`` added to the architecture objective (e.g. expected latency):
         the train loss in ``single``, the val loss in the bi-level modes; ``weights`` mode has no arch update and
         ignores it.
+      arch_regularizer: extra term ``arch -> scalar`` of the architecture parameters themselves, added where
+        ``arch_penalty`` is (e.g. DrNAS's KL anchor, :mod:`jaxnas.search.regularizers`); both are reported together
+        as ``penalty``.
+      weight_perturbation: SDARTS (:class:`WeightPerturbation`): the bi-level weight step's edge weights perturbed
+        (random or adversarial); the architecture step is unchanged.
       xi: inner learning rate of the second-order unroll: a number or ``step -> xi``; ``None`` (DARTS) takes the
         learning rate of this step's weight update from an ``inject_hyperparams`` weight optimizer (as
         :func:`make_weight_optimizer` builds).
@@ -366,6 +424,17 @@ def make_step(
             f"relaxation {relaxation.name!r} gives no gradient to the architecture; use mode='weights' with it "
             f"(arch-updating modes {', '.join(ARCH_MODES)} need a differentiable relaxation)"
         )
+    perturb = weight_perturbation
+    if perturb is not None:
+        if not isinstance(perturb, WeightPerturbation) or perturb.kind not in PERTURBATIONS:
+            raise ValueError(f"weight_perturbation must be a WeightPerturbation with kind in "
+                             f"{', '.join(PERTURBATIONS)}, got {perturb!r}")
+        if mode not in ("bilevel-1st", "bilevel-2nd"):
+            raise ValueError(f"a weight perturbation (SDARTS) perturbs the weight step of a bi-level search; mode "
+                             f"{mode!r} has no separate weight step")
+        if relaxation.hard:
+            raise ValueError(f"a weight perturbation (SDARTS) needs soft edge weights; {relaxation.name!r} is hard")
+        epsilon_at = relax_lib.as_schedule(perturb.epsilon)
     if mode == "bilevel-2nd" and xi is None:
         probe = jax.eval_shape(w_optimizer.init, {"w": jax.ShapeDtypeStruct((1,), jnp.float32)})
         if current_learning_rate(probe) is None:
@@ -384,15 +453,25 @@ def make_step(
         logits, updates = apply(variables, x, weights, train=True, hard=hard, mutable=["batch_stats"])
         return logits, updates.get("batch_stats", batch_stats)
 
-    def loss_of(params, arch, batch_stats, batch, key, temp):
-        """(loss, (logits, new batch stats, weights)) of one batch under one sample of the relaxation."""
+    def loss_of(params, arch, batch_stats, batch, key, temp, delta=None):
+        """(loss, (logits, new batch stats, weights)) of one batch under one sample of the relaxation (plus
+        ``delta``, a perturbation of the edge weights, if given)."""
         x, y = unpack_batch(batch)
         weights = relaxation(arch, key, temp)
+        if delta is not None:
+            weights = jax.tree_util.tree_map(jnp.add, weights, delta)
         logits, new_bs = forward(params, batch_stats, x, weights)
         return loss_fn(logits, y), (logits, new_bs, weights)
 
-    def penalty_of(weights):
-        return arch_penalty(weights) if arch_penalty is not None else jnp.zeros((), jnp.float32)
+    penalized = arch_penalty is not None or arch_regularizer is not None
+
+    def penalty_of(weights, arch):
+        pen = jnp.zeros((), jnp.float32)
+        if arch_penalty is not None:
+            pen = pen + arch_penalty(weights)
+        if arch_regularizer is not None:
+            pen = pen + arch_regularizer(arch)
+        return pen
 
     def acc(logits, labels):
         return {} if accuracy_fn is None else {"accuracy": accuracy_fn(logits, labels)}
@@ -400,17 +479,47 @@ def make_step(
     def val_acc(logits, labels):
         return {} if accuracy_fn is None else {"val_accuracy": accuracy_fn(logits, labels)}
 
-    def gradients(params, batch_stats, arch, batch, key, temp, penalty_scale):
-        """``((loss, penalty, logits, new batch stats), grad in params, grad in arch)`` of
-        ``loss + penalty_scale * penalty`` on one batch: one pass through the supernet."""
+    def gradients(params, batch_stats, arch, batch, key, temp, penalty_scale, delta=None):
+        """``((loss, penalty, logits, new batch stats), grad in params, grad in arch, grad in delta)`` of
+        ``loss + penalty_scale * penalty`` on one batch: one pass through the supernet (``delta``: a perturbation of
+        the edge weights; its gradient is None without one)."""
 
-        def objective(p, a):
-            loss, (logits, new_bs, weights) = loss_of(p, a, batch_stats, batch, key, temp)
-            pen = penalty_of(weights)
+        def objective(p, a, d):
+            loss, (logits, new_bs, weights) = loss_of(p, a, batch_stats, batch, key, temp, d)
+            pen = penalty_of(weights, a)
             return loss + penalty_scale * pen, (loss, pen, logits, new_bs)
 
-        (_, aux), (g_w, g_a) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(params, arch)
-        return aux, g_w, g_a
+        if delta is None:
+            (_, aux), (g_w, g_a) = jax.value_and_grad(lambda p, a: objective(p, a, None), argnums=(0, 1),
+                                                      has_aux=True)(params, arch)
+            return aux, g_w, g_a, None
+        (_, aux), (g_w, g_a, g_d) = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(params, arch, delta)
+        return aux, g_w, g_a, g_d
+
+    def clean_weights(arch, key, temp):
+        return jax.lax.stop_gradient(relaxation(arch, key, temp))
+
+    def start_delta(arch, key, temp, step):
+        """``(clean weights, the perturbation's start, epsilon)`` of a perturbed weight step."""
+        weights, eps = clean_weights(arch, key, temp), epsilon_at(step)
+        return weights, random_delta(weights, jax.random.fold_in(key, 1), eps), eps
+
+    def weight_delta(params, batch_stats, arch, batch, key, temp, step):
+        """The perturbation of this step's weight pass, in one program (SDARTS-RS, or -ADV's ascent)."""
+        weights, delta, eps = start_delta(arch, key, temp, step)
+        if perturb.kind == "random":
+            return delta
+
+        def loss_at(d):
+            return loss_of(params, arch, batch_stats, batch, key, temp, d)[0]
+
+        def ascend(_, d):
+            return pgd_delta(weights, d, jax.grad(loss_at)(d), eps, 2 * eps / perturb.steps)
+
+        delta = jax.lax.fori_loop(0, perturb.steps, ascend, delta)
+        zero = jax.tree_util.tree_map(jnp.zeros_like, delta)
+        keep = loss_at(delta) > loss_at(zero)
+        return jax.tree_util.tree_map(lambda d: jnp.where(keep, d, 0.0), delta)
 
     def apply_weight_grads(state, grads, loss, logits, new_bs, batch):
         updates, w_opt_state = w_optimizer.update(grads, state.w_opt_state, state.params)
@@ -452,7 +561,7 @@ def make_step(
 
         def val_loss(p, a):
             loss, (logits, _, weights) = loss_of(p, a, state.batch_stats, val_batch, k_a, temp)
-            pen = penalty_of(weights)
+            pen = penalty_of(weights, a)
             return loss + pen, (loss, pen, logits)
 
         return val_loss
@@ -465,7 +574,7 @@ def make_step(
     def arch_metrics(val_aux, val_batch):
         v_loss, pen, v_logits = val_aux
         metrics = {"val_loss": v_loss, **val_acc(v_logits, unpack_batch(val_batch)[1])}
-        if arch_penalty is not None:
+        if penalized:
             metrics["penalty"] = pen
         return metrics
 
@@ -482,16 +591,18 @@ def make_step(
 
     def single_step(state, batch, val_batch):
         k_w = keys_of(state)[1]
-        aux, g_w, g_a = gradients(state.params, state.batch_stats, state.arch, batch, k_w,
-                                  temperature_at(state.step), 1.0)
+        aux, g_w, g_a, _ = gradients(state.params, state.batch_stats, state.arch, batch, k_w,
+                                     temperature_at(state.step), 1.0)
         return single_grad_phase(state, g_w, g_a, aux, batch, val_batch)
 
     def weight_phase(state, arch, a_opt_state, batch, val_batch, arch_metrics_=None):
         """The weight step on the train batch at ``arch`` (already updated in the bi-level modes), then the state."""
         k_w, temp = keys_of(state)[1], temperature_at(state.step)
+        delta = None if perturb is None else weight_delta(state.params, state.batch_stats, arch, batch, k_w, temp,
+                                                          state.step)
 
         def objective(p, a):
-            return loss_of(p, a, state.batch_stats, batch, k_w, temp)
+            return loss_of(p, a, state.batch_stats, batch, k_w, temp, delta)
 
         (loss, (logits, new_bs, _)), g_w = weight_value_and_grad(objective, state.params, arch)
         return weight_grad_phase(state, arch, a_opt_state, g_w, (loss, None, logits, new_bs), batch, val_batch,
@@ -512,7 +623,7 @@ def make_step(
         params, new_bs, w_opt_state, w_metrics = apply_weight_grads(state, g_w, loss, logits, new_bs, batch)
         arch, a_opt_state = arch_update(state, g_a)
         metrics = {"temperature": jnp.asarray(temperature_at(state.step), jnp.float32), **w_metrics}
-        if arch_penalty is not None:
+        if penalized:
             metrics["penalty"] = pen
         return finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics)
 
@@ -558,6 +669,7 @@ def make_step(
         return _split_bilevel_step(
             mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at, arch_metrics,
             arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
+            perturb, start_delta if perturb is not None else None,
         )
     jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
@@ -570,7 +682,7 @@ def make_step(
 
 def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at,
                         arch_metrics, arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate,
-                        options):
+                        options, perturb=None, start_delta=None):
     """A bi-level (or single-level) step as a sequence of jitted programs around one compiled supernet gradient.
 
     The same function as the single-program step (same keys, temperature, learning rates; equal up to float
@@ -638,35 +750,62 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys
     finish = jax.jit(weight_grad_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
     finish_single = jax.jit(single_grad_phase, donate_argnums=(0,) if donate else (), compiler_options=options)
     no_penalty, with_penalty = jnp.float32(0.0), jnp.float32(1.0)
+    start = jit(start_delta) if perturb is not None else None
+
+    @jit
+    def ascend(weights, delta, g_delta, eps):
+        return pgd_delta(weights, delta, g_delta, eps, 2 * eps / perturb.steps)
+
+    @jit
+    def larger_loss(aux, g_w, clean_aux, clean_g_w):
+        """The perturbed pass if it raised the loss, else the clean one (SDARTS-ADV keeps only an ascent)."""
+        keep = aux[0] > clean_aux[0]
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), (aux, g_w), (clean_aux, clean_g_w))
+
+    def weight_pass(params, bs, arch, batch, k_w, temp, step, zeros):
+        """The weight step's loss and gradient: at the relaxed weights, or (SDARTS) at perturbed ones."""
+        if perturb is None:
+            return gradients(params, bs, arch, batch, k_w, temp, no_penalty, zeros)[:2]
+        weights, delta, eps = start(arch, k_w, temp, step)
+        if perturb.kind == "random":
+            return gradients(params, bs, arch, batch, k_w, temp, no_penalty, delta)[:2]
+        clean_aux, clean_g_w, _, _ = gradients(params, bs, arch, batch, k_w, temp, no_penalty, zeros)
+        for _ in range(perturb.steps):
+            delta = ascend(weights, delta, gradients(params, bs, arch, batch, k_w, temp, no_penalty, delta)[3], eps)
+        aux, g_w, _, _ = gradients(params, bs, arch, batch, k_w, temp, no_penalty, delta)
+        return larger_loss(aux, g_w, clean_aux, clean_g_w)
 
     def run(state, batch, val_batch=None):
         check_batches(val_batch)
         k_w, k_a, k_t, temp = phase_inputs(state)
         params, bs = state.params, state.batch_stats
+        # with a perturbation every pass takes a delta (zero but for the weight step's): one compiled gradient
+        zeros = None if perturb is None else jax.tree_util.tree_map(jnp.zeros_like, state.arch)
         if mode == "single":
-            aux, g_w, g_a = gradients(params, bs, state.arch, batch, k_w, temp, with_penalty)
+            aux, g_w, g_a, _ = gradients(params, bs, state.arch, batch, k_w, temp, with_penalty, zeros)
             return finish_single(state, g_w, g_a, aux, batch, val_batch)
         if mode == "bilevel-1st":
-            aux, _, g_a = gradients(params, bs, state.arch, val_batch, k_a, temp, with_penalty)
+            aux, _, g_a, _ = gradients(params, bs, state.arch, val_batch, k_a, temp, with_penalty, zeros)
             arch, a_opt_state, a_metrics = update_arch(state, g_a, aux, val_batch)
         else:
-            _, g_w, _ = gradients(params, bs, state.arch, batch, k_t, temp, no_penalty)
-            aux, d_w, d_a = gradients(unroll(state, g_w), bs, state.arch, val_batch, k_a, temp, with_penalty)
+            _, g_w, _, _ = gradients(params, bs, state.arch, batch, k_t, temp, no_penalty, zeros)
+            aux, d_w, d_a, _ = gradients(unroll(state, g_w), bs, state.arch, val_batch, k_a, temp, with_penalty, zeros)
             if hessian == "exact":
                 mixed = mixed_term(state, batch, d_w)
             else:
                 w_plus, w_minus, eps = perturbed(state, d_w)
-                g_plus = gradients(w_plus, bs, state.arch, batch, k_t, temp, no_penalty)[2]
-                g_minus = gradients(w_minus, bs, state.arch, batch, k_t, temp, no_penalty)[2]
+                g_plus = gradients(w_plus, bs, state.arch, batch, k_t, temp, no_penalty, zeros)[2]
+                g_minus = gradients(w_minus, bs, state.arch, batch, k_t, temp, no_penalty, zeros)[2]
                 mixed = fd_mixed(g_plus, g_minus, eps)
             arch, a_opt_state, a_metrics = hyper_update(state, d_a, mixed, aux, val_batch)
-        w_aux, g_w, _ = gradients(params, bs, arch, batch, k_w, temp, no_penalty)
+        w_aux, g_w = weight_pass(params, bs, arch, batch, k_w, temp, state.step, zeros)
         return finish(state, arch, a_opt_state, g_w, w_aux, batch, val_batch, a_metrics)
 
     run.programs = {
         "phase_inputs": phase_inputs, "gradients": gradients, "update_arch": update_arch, "unroll": unroll,
         "mixed_term": mixed_term, "perturbed": perturbed, "hyper_update": hyper_update, "fd_mixed": fd_mixed,
-        "finish": finish, "finish_single": finish_single,
+        "finish": finish, "finish_single": finish_single, "start_delta": start, "ascend": ascend,
+        "larger_loss": larger_loss,
     }
     return run
 
@@ -677,7 +816,9 @@ __all__ = [
     "MODES",
     "OPTIMIZATIONS",
     "OptimConfig",
+    "PERTURBATIONS",
     "SearchState",
+    "WeightPerturbation",
     "accuracy",
     "cross_entropy",
     "current_learning_rate",
@@ -686,6 +827,9 @@ __all__ = [
     "make_step",
     "make_weight_optimizer",
     "make_weight_schedule",
+    "pgd_delta",
+    "project_weights",
+    "random_delta",
     "unpack_batch",
     "unrolled_arch_grad",
     "weight_value_and_grad",
