@@ -1,0 +1,172 @@
+"""The NB201 collapse study: does bi-level DARTS drift towards parameter-free ops at a small CPU budget, and do
+single-level optimization and the DARTS-family fixes keep it from doing so?
+
+Every row is one search on the NB201 space with ONE budget (supernet C=8, one cell per stage; the full
+Fashion-MNIST training set from ../shared/data/fashion_mnist, padded to 32x32 and split in halves; 10 epochs of 100
+steps at batch 64, so 64,000 weight-half images per search; every other setting the method's default). No CIFAR
+data is available offline: the derived cells are looked up in the NB201 table, so their CIFAR-10/100 and
+ImageNet16-120 test accuracies measure how well a cell found on Fashion-MNIST transfers, not the search's own task.
+
+Each search runs through the resumable runner in ``WORKDIR/<row>`` (the same command continues a cut-short study;
+a finished row is read back, not rerun). Results: ``experiments/results/nb201_collapse.json`` (every row: the
+derived cell, its op counts, its table accuracies, the per-epoch trajectory), the markdown table
+``experiments/nb201_collapse.md`` (written by ``--table``) and the trajectory picture
+``docs/images/nb201_collapse.png``.
+
+Commands::
+
+    python experiments/nb201_collapse.py --workdir /tmp/nb201_collapse          # the recorded study (about an hour)
+    python experiments/nb201_collapse.py --workdir /tmp/c --quick               # every row for a few steps
+    python experiments/nb201_collapse.py --table                                # the table of the results file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jaxnas import registry
+from jaxnas.benchmarks import nb201
+from jaxnas.plot import save_figure
+from jaxnas.plot.figures import new_figure
+from jaxnas.runners.search import METHODS, SearchConfig, run_search
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results" / "nb201_collapse.json"
+TABLE = ROOT / "experiments" / "nb201_collapse.md"
+PICTURE = ROOT / "docs" / "images" / "nb201_collapse.png"
+SHARED = ROOT.parent / "shared" / "data" / "fashion_mnist"
+DATASETS = ("cifar10", "cifar100", "imagenet16")
+PARAMETER_FREE = ("skip_connect", "avg_pool_3x3", "none")
+
+# (row, method, optimization, seeds, extra config fields)
+ROWS = (
+    ("darts 1st", "darts", "bilevel-1st", (0, 1), {}),
+    ("darts 2nd (fd)", "darts", "bilevel-2nd", (0,), {"hessian": "finite_difference"}),
+    ("darts single-level", "darts", "single-level", (0, 1), {}),
+    ("gdas", "gdas", "bilevel-1st", (0,), {}),
+    ("snas", "snas", "bilevel-1st", (0,), {}),
+    ("fairdarts", "fairdarts", "bilevel-1st", (0,), {}),
+    ("fairdarts single-level", "fairdarts", "single-level", (0,), {}),
+    ("drnas", "drnas", "bilevel-1st", (0,), {}),
+    ("drnas single-level", "drnas", "single-level", (0,), {}),
+    ("sdarts-rs", "sdarts-rs", "bilevel-1st", (0,), {}),
+    ("sdarts-adv", "sdarts-adv", "bilevel-1st", (0,), {}),
+)
+
+
+def config(method, optimization, seed, extra, workdir, quick) -> SearchConfig:
+    epochs, steps = (2, 3) if quick else (10, 100)
+    return SearchConfig(space="nb201", optimization=optimization, dataset=f"fashion_mnist:{SHARED}", batch_size=64,
+                        width=8, depth=1, epochs=epochs, steps_per_epoch=steps, seed=seed, workdir=str(workdir),
+                        progress=False, checkpoint_every=100, log_every=20, **{**METHODS[method], **extra})
+
+
+def op_counts(genotype) -> dict:
+    return {op: sum(o == op for o in genotype.ops) for op in ("skip_connect", "avg_pool_3x3", "none")} | \
+        {"parameter_free": sum(o in PARAMETER_FREE for o in genotype.ops)}
+
+
+def trajectory(workdir: Path, bench) -> list[dict]:
+    """The derived cell after every epoch: its CIFAR-10 table accuracy and skip count."""
+    space = registry.get_space("nb201")
+    out = []
+    for line in (workdir / "genotypes.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r.get("epoch") is None:
+            continue
+        g = space.from_json(r["genotype"])
+        out.append({"epoch": r["epoch"], "step": r["step"], "arch": space.format(g),
+                    "cifar10_test": round(float(bench.query(g, "cifar10")["test_acc"]), 2),
+                    "skip_connect": op_counts(g)["skip_connect"], "parameter_free": op_counts(g)["parameter_free"]})
+    return out
+
+
+def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick) -> dict:
+    cfg = config(method, optimization, seed, extra, workdir / f"{row.replace(' ', '_')}_seed{seed}", quick)
+    start = time.time()
+    result = run_search(cfg)
+    g = result.genotype
+    return {
+        "row": row, "method": method, "optimization": optimization, "seed": seed, "arch": result.arch_string,
+        **op_counts(g), **{f"{d}_test": round(float(bench.query(g, d)["test_acc"]), 2) for d in DATASETS},
+        "val_accuracy": result.metrics.get("val_accuracy"), "steps": result.steps,
+        "seconds": round(time.time() - start, 1), "trajectory": trajectory(Path(cfg.workdir), bench),
+        "config": {k: v for k, v in cfg.to_json().items() if k not in ("workdir", "dataset", "progress")},
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| row | optimization | seeds | derived cell (seed 0) | skip / pool / none | CIFAR-10 | CIFAR-100 | "
+             "ImageNet16-120 | s per search |", "|---|---|---|---|---|---|---|---|---|"]
+    for row, *_ in ROWS:
+        rs = [r for r in results if r["row"] == row]
+        if not rs:
+            continue
+        acc = {d: np.asarray([r[f"{d}_test"] for r in rs]) for d in DATASETS}
+        fmt = {d: f"{a.mean():.2f}" + (f" ± {a.std():.2f}" if len(a) > 1 else "") for d, a in acc.items()}
+        ops = "; ".join(f"{r['skip_connect']}/{r['avg_pool_3x3']}/{r['none']}" for r in rs)
+        lines.append(f"| {row} | {rs[0]['optimization']} | {len(rs)} | `{rs[0]['arch']}` | {ops} | {fmt['cifar10']} | "
+                     f"{fmt['cifar100']} | {fmt['imagenet16']} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+    return "\n".join(lines)
+
+
+def picture(results: list[dict]) -> None:
+    fig = new_figure(10.0, 3.6)
+    ax_acc, ax_free = fig.subplots(1, 2)
+    for i, r in enumerate(results):
+        t = r["trajectory"]
+        epochs = [p["epoch"] + 1 for p in t]
+        label = f"{r['row']} (seed {r['seed']})"
+        style = dict(color=f"C{i % 10}", lw=1.3, ls="-" if r["optimization"] != "single-level" else "--")
+        ax_acc.plot(epochs, [p["cifar10_test"] for p in t], label=label, **style)
+        ax_free.plot(epochs, [p["parameter_free"] for p in t], **style)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("NB201 CIFAR-10 test accuracy of the derived cell (%)")
+    ax_free.set_xlabel("epoch")
+    ax_free.set_ylabel("parameter-free ops in the derived cell (of 6)")
+    ax_free.set_ylim(-0.2, 6.2)
+    fig.legend(loc="outside right upper", fontsize=7, frameon=False)
+    fig.suptitle("NB201 collapse study (search on Fashion-MNIST, cells looked up in the NB201 table)")
+    save_figure(fig, PICTURE)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default="/tmp/nb201_collapse", help="where the searches keep their runs")
+    p.add_argument("--quick", action="store_true", help="every row for a few steps (results not written)")
+    p.add_argument("--rows", nargs="*", help="only these rows (default all)")
+    p.add_argument("--table", action="store_true", help="print the table of the results file and write "
+                                                        "experiments/nb201_collapse.md's table; run nothing")
+    args = p.parse_args(argv)
+    if args.table:
+        results = json.loads(RESULTS.read_text())["rows"]
+        print(table(results))
+        picture(results)
+        return 0
+    if not SHARED.is_dir():
+        raise SystemExit(f"the study needs the full Fashion-MNIST at {SHARED}")
+    bench, results = nb201.load(), []
+    for row, method, optimization, seeds, extra in ROWS:
+        if args.rows and row not in args.rows:
+            continue
+        for seed in seeds:
+            r = run_row(row, method, optimization, seed, extra, Path(args.workdir), bench, args.quick)
+            results.append(r)
+            print(f"{row} seed {seed}: {r['arch']} skip/pool/none {r['skip_connect']}/{r['avg_pool_3x3']}/"
+                  f"{r['none']} cifar10 {r['cifar10_test']:.2f} ({r['seconds']:.0f} s)", flush=True)
+    if not args.quick:
+        RESULTS.write_text(json.dumps({"budget": "NB201 C=8 N=1, full Fashion-MNIST padded to 32x32, 10 epochs x 100 "
+                                                 "steps, batch 64", "rows": results}, indent=1) + "\n")
+        print(table(results))
+        picture(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
