@@ -76,6 +76,7 @@ _FLAGS = {  # argparse dest -> SearchConfig field
     "debug_step_delay": "debug_step_delay", "zero_one_weight": "zero_one_weight",
     "dirichlet_kl_weight": "dirichlet_kl_weight", "perturbation": "perturbation",
     "perturbation_epsilon": "perturbation_epsilon", "perturbation_steps": "perturbation_steps",
+    "es_factor": "es_factor", "es_start_epoch": "es_start_epoch",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
 
@@ -98,6 +99,9 @@ def config_from_args(args) -> SearchConfig:
         changes["progress"] = False
     if args.tensorboard:
         changes["tensorboard"] = True
+    for flag in ("track_eigenvalue", "early_stop"):
+        if getattr(args, flag):
+            changes[flag] = True
     if args.no_augment:
         changes["augment"] = False
     return dataclasses.replace(base, **changes)
@@ -114,7 +118,7 @@ def register(sub) -> None:
     p.add_argument("--method", choices=tuple(METHODS) + tuple(sorted(relax.RELAXATIONS)),
                    help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), asap (sigmoid), spos (uniform single "
                         f"path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / sdarts-adv (perturbed "
-                        f"weight step), or a relaxation's name "
+                        f"weight step), rdarts (eigenvalue early stop), or a relaxation's name "
                         f"(default {d.relaxation}); docs/methods.md")
     p.add_argument("--optimization", choices=tuple(OPTIMIZATIONS), help=f"default {d.optimization}; spos ignores it")
     p.add_argument("--dataset", help=f"data set name or path (default {d.dataset}: the Fashion-MNIST subset "
@@ -152,6 +156,12 @@ def register(sub) -> None:
     m.add_argument("--perturbation-epsilon", type=float, help="SDARTS largest radius, reached in the last epoch "
                    "(default 0.3)")
     m.add_argument("--perturbation-steps", type=int, help="SDARTS-ADV ascent steps (default 7)")
+    m.add_argument("--track-eigenvalue", action="store_true", help="RobustDARTS: the val-loss Hessian's dominant "
+                   "eigenvalue in the architecture after every epoch (rdarts: on)")
+    m.add_argument("--early-stop", action="store_true", help="RobustDARTS early stop on the eigenvalue's growth "
+                   "(rdarts: on; needs --track-eigenvalue)")
+    m.add_argument("--es-factor", type=float, help="RobustDARTS early-stop factor (default 1.3)")
+    m.add_argument("--es-start-epoch", type=int, help="RobustDARTS: no early stop before this epoch (default 10)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
@@ -203,7 +213,7 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
 _NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices",
                  "warmup_epochs", "temperature", "hessian", "spos_candidates", "inject_nan_at", "w_lr", "a_lr",
                  "weight_decay", "zero_one_weight", "dirichlet_kl_weight", "perturbation", "perturbation_epsilon",
-                 "perturbation_steps")
+                 "perturbation_steps", "track_eigenvalue", "early_stop", "es_factor", "es_start_epoch")
 
 
 def grow_config_from_args(args) -> GrowConfig:
@@ -216,6 +226,9 @@ def grow_config_from_args(args) -> GrowConfig:
         changes["progress"] = False
     if args.tensorboard:
         changes["tensorboard"] = True
+    for flag in ("track_eigenvalue", "early_stop"):
+        if getattr(args, flag):
+            changes[flag] = True
     if args.no_augment:
         changes["augment"] = False
     return GrowConfig(**changes)

@@ -21,6 +21,7 @@ A task says what one step is and what happens around it::
         def step(self, state, index) -> (state, metrics)      # index: the global step; batches follow from it
         def epoch_fields(self, state, epoch) -> dict          # added to each epoch record
         def after_step(self, state, done, epoch) -> (state, records, save_now)  # events (growth, evaluation)
+        def stopped(self) -> bool                             # end the run early (checked after every step)
         def finish(self, state, run) -> result                # final outputs
 
 :class:`Task` gives the no-op defaults.
@@ -90,7 +91,7 @@ class Run:
     """What :meth:`Task.finish` and the caller learn about the run."""
 
     workdir: Path
-    total_steps: int
+    total_steps: int  # the steps run: the task's total, or fewer when it stopped early (Task.stopped)
     resumed_from: int | None
     started: float
     is_writer: bool
@@ -155,6 +156,11 @@ class Task(abc.ABC):
 
     def after_step(self, state, done: int, epoch: int | None):
         return state, [], False
+
+    def stopped(self) -> bool:
+        """True once the task has decided to end early (e.g. an early-stopping rule); the loop then checkpoints and
+        finishes. A task that stops must keep that decision in :meth:`meta`, so that its resumed run stops too."""
+        return False
 
     def progress_fields(self, metrics: dict, epoch: int | None) -> dict:
         out = {} if epoch is None else {"ep": epoch}
@@ -353,8 +359,11 @@ def run(task: Task, options: LoopOptions):
     show = options.progress and settings.current().progress
     bar = tqdm(total=total, initial=start, desc=task.kind, unit="step", file=sys.stderr, dynamic_ncols=True,
                mininterval=0.5) if show and is_writer and tqdm is not None else None
+    finished = start  # steps done so far (fewer than total when the task stops early)
     try:
         for g in range(start, total):
+            if task.stopped():  # a resumed run of a task that had stopped
+                break
             epoch = g // spe if spe else None
             state, m = task.step(state, g)
             m = scalars(m)
@@ -369,7 +378,7 @@ def run(task: Task, options: LoopOptions):
             for k, v in m.items():
                 sums[k] = sums.get(k, 0.0) + v
             sums["_count"] = sums.get("_count", 0.0) + 1
-            done = g + 1
+            done = finished = g + 1
             if done % options.log_every == 0:
                 write("metrics", {"kind": "step", "step": done, **({"epoch": epoch} if spe else {}), **m,
                                   "time": round(time.time() - started, 3)})
@@ -382,20 +391,23 @@ def run(task: Task, options: LoopOptions):
             state, records, save_now = task.after_step(state, done, ended)
             for name, record in records:
                 write(name, record)
-            if save_now or done % options.checkpoint_every == 0 or done == total:
+            stop = task.stopped()
+            if save_now or stop or done % options.checkpoint_every == 0 or done == total:
                 save(done)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(task.progress_fields(m, epoch), refresh=False)
             if options.debug_step_delay:
                 time.sleep(options.debug_step_delay)
+            if stop:
+                break
     finally:
         if bar is not None:
             bar.close()
         if board is not None:
             board.close()
         ckpts.close()
-    info = Run(workdir, total, resumed_from, started, is_writer)
+    info = Run(workdir, finished, resumed_from, started, is_writer)
     return task.finish(state, info), info
 
 

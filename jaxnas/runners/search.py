@@ -44,7 +44,8 @@ from jaxnas.platform import settings
 from jaxnas import data
 from jaxnas.io.checkpoint import save_arrays
 from jaxnas.runners import loop
-from jaxnas.search import parallel, regularizers
+from jaxnas.search import curvature, parallel, regularizers
+from jaxnas.search.curvature import early_stop_epoch
 from jaxnas.search.steps import (
     OPTIMIZATIONS,
     OptimConfig,
@@ -75,6 +76,8 @@ METHODS: dict[str, dict] = {
     # SDARTS: the weight step's edge weights perturbed, epsilon 0.03 rising to 0.3 over the epochs (the paper's)
     "sdarts-rs": {"relaxation": "darts", "perturbation": "random"},
     "sdarts-adv": {"relaxation": "darts", "perturbation": "adversarial"},
+    # RobustDARTS (DARTS-ES): the val-loss Hessian's dominant eigenvalue after every epoch, and the early stop
+    "rdarts": {"relaxation": "darts", "track_eigenvalue": True, "early_stop": True},
 }
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
@@ -117,6 +120,12 @@ class SearchConfig:
         bi-level weight step's edge weights (:class:`jaxnas.search.steps.WeightPerturbation`);
         ``perturbation_epsilon``: its largest radius, reached in the last epoch (the radius rises linearly from 0.03
         at epoch 0, as in SDARTS; default 0.3, the paper's); ``perturbation_steps``: SDARTS-ADV's ascent steps (7).
+      track_eigenvalue: RobustDARTS: after every epoch, the largest eigenvalue of the Hessian of the validation
+        loss in the architecture parameters (power iteration over exact Hessian-vector products,
+        ``eigen_iterations`` steps, on that epoch's last arch-half batch), as ``eigenvalue`` in the epoch record.
+      early_stop: RobustDARTS's DARTS-ES rule (:func:`jaxnas.search.curvature.early_stop_epoch`, the authors'
+        defaults ``es_window`` 5, ``es_delta`` 4, ``es_factor`` 1.3, ``es_start_epoch`` 10): the search stops when
+        the eigenvalue's local average grows by the factor and returns the architecture of the earlier epoch.
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -152,6 +161,13 @@ class SearchConfig:
     perturbation: str = "none"
     perturbation_epsilon: float = 0.3
     perturbation_steps: int = 7
+    track_eigenvalue: bool = False
+    eigen_iterations: int = 20
+    early_stop: bool = False
+    es_window: int = 5
+    es_delta: int = 4
+    es_factor: float = 1.3
+    es_start_epoch: int = 10
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -213,6 +229,19 @@ class SearchConfig:
             if isinstance(self.perturbation_steps, bool) or not isinstance(self.perturbation_steps, int) \
                     or self.perturbation_steps < 1:
                 raise ValueError(f"perturbation_steps must be a positive integer, got {self.perturbation_steps!r}")
+        if self.early_stop and not self.track_eigenvalue:
+            raise ValueError("early_stop (RobustDARTS) needs track_eigenvalue: it stops on the eigenvalue's growth")
+        if self.track_eigenvalue and not self.relaxation_fn.differentiable:
+            raise ValueError(f"track_eigenvalue: {self.relaxation} trains no architecture, its loss has no "
+                             f"curvature in it to track")
+        for name in ("eigen_iterations", "es_window", "es_delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.es_start_epoch, int) or self.es_start_epoch < 0:
+            raise ValueError(f"es_start_epoch must be a non-negative integer, got {self.es_start_epoch!r}")
+        if not isinstance(self.es_factor, (int, float)) or not self.es_factor > 0:
+            raise ValueError(f"es_factor must be a positive number, got {self.es_factor!r}")
         if (self.zero_one_weight or self.dirichlet_kl_weight) and not self.relaxation_fn.differentiable:
             raise ValueError(f"{self.relaxation} trains no architecture: zero_one_weight and dirichlet_kl_weight "
                              f"do not apply")
@@ -456,6 +485,12 @@ class ImageSearchTask(loop.Task):
         common = dict(relaxation=cfg.relaxation_fn, w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
                       mesh=self.mesh, **arch_objective_terms(cfg))
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
+        if cfg.track_eigenvalue and self.processes > 1:
+            raise ValueError("track_eigenvalue (RobustDARTS) runs on one process for now; drop it or run on one host")
+        self.curvature = eigenvalue_program(self.model, cfg, spe) if cfg.track_eigenvalue else None
+        self.eigenvalues: list[float] = []  # after every epoch (RobustDARTS), kept in the checkpoints' meta
+        self.epoch_archs: dict[str, Any] = {}  # the architecture after every epoch, for the early stop's return
+        self.stop_epoch: int | None = None
         if self.mode != "weights":
             self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
                                               weight_perturbation=weight_perturbation(cfg, spe), **common)
@@ -497,21 +532,60 @@ class ImageSearchTask(loop.Task):
         g = self.space.derive(loop.host(state.arch))
         return self.space.to_json(g), self.space.format(g)
 
+    def meta(self):
+        return {"eigenvalues": self.eigenvalues, "epoch_archs": self.epoch_archs, "stop_epoch": self.stop_epoch}
+
+    def resume(self, state, meta):
+        self.eigenvalues = [float(v) for v in meta.get("eigenvalues", [])]
+        self.epoch_archs = dict(meta.get("epoch_archs", {}))
+        self.stop_epoch = meta.get("stop_epoch")
+        return state
+
+    def stopped(self):
+        return self.stop_epoch is not None
+
     def epoch_fields(self, state, epoch):
         g_json, g_text = self._genotype(state)
-        return {"genotype": g_json, "arch": g_text}
+        fields = {"genotype": g_json, "arch": g_text}
+        if self.curvature is not None:
+            step = (epoch + 1) * self.steps_per_epoch
+            val = self._batch(self.a_half, epoch, self.steps_per_epoch - 1, 1)
+            value = float(loop.host(self.curvature(state, val, jnp.int32(step))))
+            self.eigenvalues.append(value)
+            fields["eigenvalue"] = value
+        return fields
 
     def after_step(self, state, done, epoch):
         if epoch is None:
             return state, [], False
         g_json, g_text = self._genotype(state)
-        return state, [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text,
-                                      "arch_params": arch_params_json(state.arch)})], False
+        records = [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text,
+                                  "arch_params": arch_params_json(state.arch)})]
+        cfg = self.cfg
+        if cfg.early_stop:
+            self.epoch_archs[str(epoch)] = jax.tree_util.tree_map(lambda a: np.asarray(a).tolist(),
+                                                                  loop.host(state.arch))
+            back = early_stop_epoch(self.eigenvalues, cfg.es_window, cfg.es_delta, cfg.es_factor, cfg.es_start_epoch)
+            if back is not None and epoch < cfg.epochs - 1:
+                self.stop_epoch = back
+                loop.report(f"epoch {epoch}: the eigenvalue grew by more than {cfg.es_factor}x; early stop, "
+                            f"returning the architecture of epoch {back}")
+                records.append(("metrics", {"kind": "early_stop", "epoch": epoch, "step": done,
+                                            "returned_epoch": back}))
+        return state, records, False
 
     def finish(self, state, run):
         cfg, space = self.cfg, self.space
         host_state = loop.host(state)
         arch_final = jax.tree_util.tree_map(np.asarray, host_state.arch)
+        extra_stop = {}
+        if self.stop_epoch is not None:  # RobustDARTS: the architecture of the epoch the early stop went back to
+            kept = self.epoch_archs[str(self.stop_epoch)]
+            arch_final = jax.tree_util.tree_map(lambda ref, a: np.asarray(a, ref.dtype), arch_final, kept,
+                                                is_leaf=lambda x: isinstance(x, np.ndarray))
+            extra_stop = {"early_stop": {"returned_epoch": self.stop_epoch, "steps": run.total_steps}}
+        if self.eigenvalues:
+            extra_stop["eigenvalues"] = self.eigenvalues
         if not cfg.relaxation_fn.differentiable:  # spos: the best of sampled candidates
             genotype, candidates = spos_select(self.model, host_state, space, self.a_half, cfg)
             extra = {"spos_candidates": candidates}
@@ -524,11 +598,34 @@ class ImageSearchTask(loop.Task):
         run.write_json("genotype.json", {
             "space": cfg.space, "genotype": g_json, "arch": g_text, "relaxation": cfg.relaxation,
             "optimization": cfg.optimization if cfg.relaxation_fn.differentiable else "weights-only", "steps": run.total_steps,
-            "final_metrics": final, **extra,
+            "final_metrics": final, **extra, **extra_stop,
         })
         if run.is_writer:
             save_arrays(run.workdir / "arch.npz", arch_final)
         return genotype, g_json, g_text, arch_final, final
+
+
+def eigenvalue_program(model, config: SearchConfig, steps_per_epoch: int):
+    """``(state, val_batch, step) -> the largest eigenvalue`` of the Hessian of the validation loss in the architecture
+    parameters at the state's weights (jitted; RobustDARTS). The relaxation is the search's, with a fixed key and
+    the step's temperature; batch norm uses the batch's statistics, as the search's arch step does."""
+    relaxation, temperature = config.relaxation_fn, temperature_schedule(config, steps_per_epoch)
+    iterations = config.eigen_iterations
+
+    @jax.jit
+    def dominant(state, val_batch, step):
+        x, y = val_batch
+        key = jax.random.fold_in(jax.random.key(config.seed), 7)
+
+        def val_loss(arch):
+            weights = relaxation(arch, key, temperature(step))
+            variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+            logits, _ = model.apply(variables, x, weights, train=True, hard=relaxation.hard, mutable=["batch_stats"])
+            return cross_entropy(logits, y)
+
+        return curvature.largest_eigenvalue(val_loss, state.arch, jax.random.fold_in(key, 1), iterations)
+
+    return dominant
 
 
 def arch_params_json(arch) -> dict:
