@@ -79,14 +79,23 @@ class SpaceEntry:
         return self.make_space(**options)
 
     def supernet(self, space, width: int, depth: int | None = None, num_classes: int = 0,
-                 conv_impl: str | None = None):
-        """The space's supernet (``depth`` None: :attr:`quick_supernet`'s)."""
+                 conv_impl: str | None = None, **options):
+        """The space's supernet (``depth`` None: :attr:`quick_supernet`'s). ``options`` go to the supernet's
+        module where it takes them (the image supernets: PC-DARTS's ``partial_channels``, ``edge_normalization``)."""
         depth = self.quick_supernet.depth if depth is None else depth
         if self.make_supernet is None:
             raise ValueError(f"space {self.name!r} has no supernet (it is {self.task})")
         if self.task == "sequence":
+            if options:
+                raise ValueError(f"space {self.name!r}: its supernet takes no options ({', '.join(sorted(options))})")
             return self.make_supernet(space, width)
-        return self.make_supernet(space, width, depth, num_classes, conv_impl)
+        try:
+            return self.make_supernet(space, width, depth, num_classes, conv_impl, **options)
+        except TypeError as e:
+            if not options:
+                raise
+            raise ValueError(f"space {self.name!r}: its supernet does not take {', '.join(sorted(options))} "
+                             f"({e})") from None
 
     def network(self, genotype, width: int, depth: int | None = None, num_classes: int = 0, auxiliary: bool = False,
                 conv_impl: str | None = None):
@@ -226,13 +235,14 @@ def _grown_network(spec, width, depth, num_classes, auxiliary, conv_impl):
 
 register_space(SpaceEntry(
     name="nb201", make_space=NB201Space,
-    make_supernet=lambda s, w, d, k, impl: supernet.NB201Supernet(C=w, N=d, num_classes=k, impl=impl),
+    make_supernet=lambda s, w, d, k, impl, **o: supernet.NB201Supernet(C=w, N=d, num_classes=k, impl=impl, **o),
     make_network=lambda g, w, d, k, aux, impl: networks.NB201Network(C=w, N=d, num_classes=k, genotype=g, impl=impl),
     quick_supernet=Sizes(8, 1), quick_network=Sizes(8, 1), paper_supernet=Sizes(16, 5), paper_network=Sizes(16, 5),
 ))
 register_space(SpaceEntry(
     name="darts", make_space=DartsSpace,
-    make_supernet=lambda s, w, d, k, impl: supernet.DartsSearchNetwork(C=w, layers=d, num_classes=k, impl=impl),
+    make_supernet=lambda s, w, d, k, impl, **o: supernet.DartsSearchNetwork(C=w, layers=d, num_classes=k, impl=impl,
+                                                                             **o),
     make_network=lambda g, w, d, k, aux, impl: networks.NetworkCIFAR(g, C=w, layers=d, num_classes=k, auxiliary=aux,
                                                                      impl=impl),
     quick_supernet=Sizes(8, 5), quick_network=Sizes(8, 8), paper_supernet=Sizes(16, 8), paper_network=Sizes(36, 20),

@@ -90,6 +90,9 @@ class Relaxation(NamedTuple):
       stochastic: the relaxation needs a PRNG key.
       differentiable: the architecture parameters receive a gradient through the weights (False for SPOS).
       name: for messages.
+      passthrough: top-level keys of the architecture dict handed to the supernet as they are (parameters the
+        supernet relaxes itself, e.g. PC-DARTS's edge-normalization logits ``normal_edges``); see
+        :func:`with_passthrough`.
     """
 
     leaf_fn: LeafFn
@@ -97,8 +100,13 @@ class Relaxation(NamedTuple):
     stochastic: bool = False
     differentiable: bool = True
     name: str = "custom"
+    passthrough: tuple[str, ...] = ()
 
     def __call__(self, arch, key: jax.Array | None = None, temperature: Any = 1.0):
+        if self.passthrough and isinstance(arch, dict):
+            kept = {k: arch[k] for k in self.passthrough if k in arch}
+            relaxed = self._replace(passthrough=())({k: v for k, v in arch.items() if k not in kept}, key, temperature)
+            return {k: kept[k] if k in kept else relaxed[k] for k in arch}
         validate_arch(arch)
         leaves, treedef = jax.tree_util.tree_flatten(arch)
         if self.stochastic:
@@ -184,6 +192,13 @@ ALIASES: dict[str, str] = {
     "spos": "uniform",
     "drnas": "dirichlet",
 }
+
+
+def with_passthrough(relaxation: str | Relaxation, keys: tuple[str, ...]) -> Relaxation:
+    """``relaxation`` applied to every top-level architecture entry but ``keys``, which reach the supernet as they
+    are (PC-DARTS's edge-normalization logits: the supernet takes their per-node softmax itself)."""
+    relaxation = get_relaxation(relaxation)
+    return relaxation._replace(passthrough=tuple(keys)) if keys else relaxation
 
 
 def get_relaxation(relaxation: str | Relaxation) -> Relaxation:
@@ -292,4 +307,5 @@ __all__ = [
     "straight_through",
     "uniform",
     "validate_arch",
+    "with_passthrough",
 ]

@@ -76,7 +76,7 @@ _FLAGS = {  # argparse dest -> SearchConfig field
     "debug_step_delay": "debug_step_delay", "zero_one_weight": "zero_one_weight",
     "dirichlet_kl_weight": "dirichlet_kl_weight", "perturbation": "perturbation",
     "perturbation_epsilon": "perturbation_epsilon", "perturbation_steps": "perturbation_steps",
-    "es_factor": "es_factor", "es_start_epoch": "es_start_epoch",
+    "es_factor": "es_factor", "es_start_epoch": "es_start_epoch", "partial_channels": "partial_channels",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
 
@@ -99,7 +99,7 @@ def config_from_args(args) -> SearchConfig:
         changes["progress"] = False
     if args.tensorboard:
         changes["tensorboard"] = True
-    for flag in ("track_eigenvalue", "early_stop"):
+    for flag in ("track_eigenvalue", "early_stop", "edge_normalization"):
         if getattr(args, flag):
             changes[flag] = True
     if args.no_augment:
@@ -118,7 +118,8 @@ def register(sub) -> None:
     p.add_argument("--method", choices=tuple(METHODS) + tuple(sorted(relax.RELAXATIONS)),
                    help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), asap (sigmoid), spos (uniform single "
                         f"path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / sdarts-adv (perturbed "
-                        f"weight step), rdarts (eigenvalue early stop), or a relaxation's name "
+                        f"weight step), rdarts (eigenvalue early stop), pcdarts (partial channels, edge "
+                        f"normalization), or a relaxation's name "
                         f"(default {d.relaxation}); docs/methods.md")
     p.add_argument("--optimization", choices=tuple(OPTIMIZATIONS), help=f"default {d.optimization}; spos ignores it")
     p.add_argument("--dataset", help=f"data set name or path (default {d.dataset}: the Fashion-MNIST subset "
@@ -156,6 +157,9 @@ def register(sub) -> None:
     m.add_argument("--perturbation-epsilon", type=float, help="SDARTS largest radius, reached in the last epoch "
                    "(default 0.3)")
     m.add_argument("--perturbation-steps", type=int, help="SDARTS-ADV ascent steps (default 7)")
+    m.add_argument("--partial-channels", type=int, help="PC-DARTS: 1/K of the channels through each mixed op "
+                   "(pcdarts: 4; 1: the plain supernet)")
+    m.add_argument("--edge-normalization", action="store_true", help="PC-DARTS edge normalization (pcdarts: on)")
     m.add_argument("--track-eigenvalue", action="store_true", help="RobustDARTS: the val-loss Hessian's dominant "
                    "eigenvalue in the architecture after every epoch (rdarts: on)")
     m.add_argument("--early-stop", action="store_true", help="RobustDARTS early stop on the eigenvalue's growth "
@@ -213,7 +217,8 @@ _GROW_FLAGS = {  # argparse dest -> GrowConfig field
 _NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "config", "method", "steps", "data_dir", "bptt", "task", "horizon", "transform_every", "devices",
                  "warmup_epochs", "temperature", "hessian", "spos_candidates", "inject_nan_at", "w_lr", "a_lr",
                  "weight_decay", "zero_one_weight", "dirichlet_kl_weight", "perturbation", "perturbation_epsilon",
-                 "perturbation_steps", "track_eigenvalue", "early_stop", "es_factor", "es_start_epoch")
+                 "perturbation_steps", "track_eigenvalue", "early_stop", "es_factor", "es_start_epoch",
+                 "partial_channels", "edge_normalization")
 
 
 def grow_config_from_args(args) -> GrowConfig:
@@ -226,7 +231,7 @@ def grow_config_from_args(args) -> GrowConfig:
         changes["progress"] = False
     if args.tensorboard:
         changes["tensorboard"] = True
-    for flag in ("track_eigenvalue", "early_stop"):
+    for flag in ("track_eigenvalue", "early_stop", "edge_normalization"):
         if getattr(args, flag):
             changes[flag] = True
     if args.no_augment:

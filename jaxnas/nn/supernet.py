@@ -7,6 +7,13 @@ model, so DARTS, SNAS, GDAS, SPOS, single- and bi-level search all share one mod
 
 With ``hard=True`` every edge's weight row must be one-hot (possibly straight-through): each edge then computes only
 its chosen op (``nn.switch``) and scales it by that weight, so gradients still reach the architecture parameters.
+
+PC-DARTS (Xu et al., ICLR 2020), both supernets: ``partial_channels=K`` sends 1/K of an edge's channels through
+its mixed op and the rest around it (max-pooled on a strided edge), then shuffles the channels in K groups (the
+authors' code, K=4 on CIFAR); ``edge_normalization=True`` takes one more logit per edge (``weights['normal_edges']``
+etc., raw: the relaxation passes them through, :func:`jaxnas.relax.with_passthrough`) and scales every edge's
+output by its softmax over the node's incoming edges. ``partial_channels=1`` and no edge normalization are the
+plain supernet.
 """
 
 from __future__ import annotations
@@ -42,8 +49,22 @@ def check_weights(weights, expected: dict[str, tuple[int, int]], where: str):
             raise ValueError(f"{where}: edge weights[{k!r}] must have shape {shape}, got {tuple(weights[k].shape)}")
 
 
+def channel_shuffle(x, groups: int):
+    """PC-DARTS's channel shuffle (NHWC): channel ``g * (C / groups) + i`` moves to ``i * groups + g``."""
+    *lead, c = x.shape
+    return x.reshape(*lead, groups, c // groups).swapaxes(-1, -2).reshape(*lead, c)
+
+
+def _max_pool_2x2(x):
+    """2x2 max pooling with stride 2 (SAME padding: the size of a stride-2 op's output)."""
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME")
+
+
 class MixedOp(nn.Module):
-    """One edge of a supernet: a weighted sum of all candidate ops (soft) or the one chosen op (hard)."""
+    """One edge of a supernet: a weighted sum of all candidate ops (soft) or the one chosen op (hard).
+
+    ``partial > 1`` (PC-DARTS): the ops see the first ``C / partial`` channels, the others bypass them (max-pooled
+    on a strided edge), and the result is channel-shuffled in ``partial`` groups."""
 
     C: int
     stride: int
@@ -51,11 +72,25 @@ class MixedOp(nn.Module):
     affine: bool = False
     pool_bn: bool = False
     impl: str | None = None
+    partial: int = 1
 
     def setup(self):
-        self.ops = [make_op(p, self.C, self.stride, self.affine, self.impl, self.pool_bn) for p in self.primitives]
+        if self.partial < 1 or self.C % self.partial:
+            raise ValueError(f"partial channels: {self.C} channels do not split into {self.partial} parts")
+        self.ops = [make_op(p, self.C // self.partial, self.stride, self.affine, self.impl, self.pool_bn)
+                    for p in self.primitives]
 
     def __call__(self, x, w, train: bool = True, hard: bool = False):
+        if self.partial == 1:
+            return self._mixed(x, w, train, hard)
+        part = x.shape[-1] // self.partial
+        bypass = x[..., part:]
+        if self.stride == 2:
+            bypass = _max_pool_2x2(bypass)
+        y = jnp.concatenate([self._mixed(x[..., :part], w, train, hard), bypass], axis=-1)
+        return channel_shuffle(y, self.partial)
+
+    def _mixed(self, x, w, train, hard):
         if not hard:
             out = None
             for p, op, wi in zip(self.primitives, self.ops, w):
@@ -75,24 +110,37 @@ class MixedOp(nn.Module):
             return nn.switch(index, branches, self, x) * w[index]
 
 
+def node_edge_scales(edge_logits, counts):
+    """PC-DARTS's edge normalization: the softmax of the edge logits within each node's incoming edges (``counts``
+    edges per node, in order), one scale per edge."""
+    scales, start = [], 0
+    for n in counts:
+        scales.append(jax.nn.softmax(edge_logits[start: start + n]))
+        start += n
+    return jnp.concatenate(scales)
+
+
 class NB201SearchCell(nn.Module):
-    """NB201 cell with a MixedOp on each of its 6 edges; node j = sum_i<j mixed(node_i)."""
+    """NB201 cell with a MixedOp on each of its 6 edges; node j = sum_i<j mixed(node_i) (each scaled by its edge
+    scale when ``scales`` is given: edge normalization)."""
 
     C: int
     primitives: Sequence[str] = NB201_PRIMITIVES
     num_nodes: int = 4
     impl: str | None = None
+    partial: int = 1
 
     @nn.compact
-    def __call__(self, x, w, train: bool = True, hard: bool = False):
+    def __call__(self, x, w, train: bool = True, hard: bool = False, scales=None):
         nodes = [fence_cotangent(x)]  # see DartsSearchCell
         e = 0
         for j in range(1, self.num_nodes):
             total = 0.0
             for i in range(j):
-                total = total + MixedOp(self.C, 1, tuple(self.primitives), affine=False, impl=self.impl)(
+                y = MixedOp(self.C, 1, tuple(self.primitives), affine=False, impl=self.impl, partial=self.partial)(
                     nodes[i], w[e], train, hard
                 )
+                total = total + (y if scales is None else scales[e] * y)
                 e += 1
             nodes.append(fence_cotangent(total))
         return nodes[-1]
@@ -155,14 +203,19 @@ class NB201Supernet(NB201Macro):
     set of edge weights ``{'cell': (6, len(primitives))}``."""
 
     primitives: Sequence[str] = NB201_PRIMITIVES
+    partial_channels: int = 1
+    edge_normalization: bool = False
 
     @nn.compact
     def __call__(self, x, weights, train: bool = True, hard: bool = False):
-        check_weights(weights, {"cell": (6, len(self.primitives))}, "NB201Supernet")
+        expected = {"cell": (6, len(self.primitives)), **({"cell_edges": (6,)} if self.edge_normalization else {})}
+        check_weights(weights, expected, "NB201Supernet")
         w = weights["cell"]
+        scales = node_edge_scales(weights["cell_edges"], (1, 2, 3)) if self.edge_normalization else None
 
         def run_cell(C, index, h):
-            return NB201SearchCell(C, tuple(self.primitives), impl=self.impl, name=f"cell_{index}")(h, w, train, hard)
+            return NB201SearchCell(C, tuple(self.primitives), impl=self.impl, partial=self.partial_channels,
+                                   name=f"cell_{index}")(h, w, train, hard, scales)
 
         return self.body(x, train, run_cell)
 
@@ -181,12 +234,14 @@ class _GroupedEdge(nn.Module):
     impl: str | None
     train: bool
     hard: bool
+    partial: int = 1
 
     @nn.compact
-    def __call__(self, carry, xw):
-        x, w = xw
+    def __call__(self, carry, xws):
+        x, w, scale = xws
         y = MixedOp(self.C, self.stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl,
-                    name="edge")(x, w, self.train, self.hard)
+                    partial=self.partial, name="edge")(x, w, self.train, self.hard)
+        y = y * scale
         return (None, y) if carry is None else (carry + y, None)
 
 
@@ -225,9 +280,13 @@ class DartsSearchCell(nn.Module):
     multiplier: int = 4
     impl: str | None = None
     edge_grouping: str = "vmap"
+    partial: int = 1
 
     @nn.compact
-    def __call__(self, s0, s1, w, train: bool = True, hard: bool = False):
+    def __call__(self, s0, s1, w, train: bool = True, hard: bool = False, scales=None):
+        """``scales``: one factor per edge (PC-DARTS's edge normalization), or None (1)."""
+        if scales is None:
+            scales = jnp.ones((w.shape[0],), w.dtype)
         if self.edge_grouping not in EDGE_GROUPINGS:
             raise ValueError(f"edge_grouping must be one of {', '.join(EDGE_GROUPINGS)}, got {self.edge_grouping!r}")
         if self.reduction_prev:
@@ -243,16 +302,18 @@ class DartsSearchCell(nn.Module):
                 total = 0.0
                 for j, h in enumerate(states):
                     stride = 2 if self.reduction and j < 2 else 1
-                    op = MixedOp(self.C, stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl)
-                    total = total + op(h, w[e], train, hard)
+                    op = MixedOp(self.C, stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl,
+                                 partial=self.partial)
+                    total = total + scales[e] * op(h, w[e], train, hard)
                     e += 1
             else:
-                total = self._grouped_node(node, states, w[e : e + len(states)], train, hard)
+                total = self._grouped_node(node, states, w[e : e + len(states)], train, hard,
+                                           scales[e : e + len(states)])
                 e += len(states)
             states.append(fence_cotangent(total))
         return jnp.concatenate(states[-self.multiplier :], axis=-1)
 
-    def _grouped_node(self, node, states, w, train, hard):
+    def _grouped_node(self, node, states, w, train, hard, scales):
         # a reduction cell's edges from its two inputs are strided, the others are not: two groups
         cut = 2 if self.reduction else len(states)
         grouping = "scan" if hard or self.edge_grouping == "scan" else "vmap"
@@ -261,20 +322,21 @@ class DartsSearchCell(nn.Module):
             if hi == lo:
                 continue
             group = _edge_group(grouping, hi - lo, C=self.C, stride=stride, primitives=tuple(self.primitives),
-                                impl=self.impl, train=train, hard=hard, name=f"node{node}_{name}")
+                                impl=self.impl, train=train, hard=hard, partial=self.partial,
+                                name=f"node{node}_{name}")
             xs = jnp.stack(states[lo:hi])
             if grouping == "vmap":
-                _, ys = group(None, (xs, w[lo:hi]))
+                _, ys = group(None, (xs, w[lo:hi], scales[lo:hi]))
                 y = jnp.sum(ys, axis=0)
             else:
                 n, h, wd, _ = states[lo].shape
                 zero = jnp.zeros((n, -(-h // stride), -(-wd // stride), self.C), states[lo].dtype)
-                y, _ = group(zero, (xs, w[lo:hi]))
+                y, _ = group(zero, (xs, w[lo:hi], scales[lo:hi]))
             total = y if total is None else total + y
         return total
 
 
-def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
+def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride, scales=None):
     """``cell(s0, s1, w)`` as the taken branch of a conditional, so that XLA compiles it as a nested computation.
 
     The other branch (taken only when an edge weight is not finite) returns NaNs, what the cell itself would give.
@@ -282,14 +344,18 @@ def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride):
     n, h, wd, _ = s1.shape
     shape = (n, -(-h // stride), -(-wd // stride), channels_out)  # ceil: a stride-2 window with padding 1
 
-    def run(mdl, a, b, weights):
-        return mdl(a, b, weights, train, hard)
+    if scales is None:
+        scales = jnp.ones((w.shape[0],), w.dtype)
 
-    def poisoned(mdl, a, b, weights):
+    def run(mdl, a, b, weights, sc):
+        return mdl(a, b, weights, train, hard, sc)
+
+    def poisoned(mdl, a, b, weights, sc):
         return jnp.full(shape, jnp.nan, b.dtype)
 
     with tracing_conditional():
-        return nn.cond(jnp.all(jnp.isfinite(w)), run, poisoned, cell, s0, s1, w)
+        return nn.cond(jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(scales)), run, poisoned, cell, s0, s1, w,
+                       scales)
 
 
 class DartsSearchNetwork(nn.Module):
@@ -312,6 +378,8 @@ class DartsSearchNetwork(nn.Module):
     impl: str | None = None
     nest_cells: bool | None = None
     edge_grouping: str = "vmap"
+    partial_channels: int = 1
+    edge_normalization: bool = False
 
     def _nested(self) -> bool:
         return bool(self.nest_cells)
@@ -319,10 +387,13 @@ class DartsSearchNetwork(nn.Module):
     @nn.compact
     def __call__(self, x, weights, train: bool = True, hard: bool = False):
         n_edges = sum(2 + m for m in range(self.steps))
-        check_weights(
-            weights, {"normal": (n_edges, len(self.primitives)), "reduce": (n_edges, len(self.primitives))},
-            "DartsSearchNetwork",
-        )
+        expected = {"normal": (n_edges, len(self.primitives)), "reduce": (n_edges, len(self.primitives))}
+        if self.edge_normalization:
+            expected.update(normal_edges=(n_edges,), reduce_edges=(n_edges,))
+        check_weights(weights, expected, "DartsSearchNetwork")
+        counts = tuple(2 + m for m in range(self.steps))
+        scales = {cell: node_edge_scales(weights[f"{cell}_edges"], counts) if self.edge_normalization else None
+                  for cell in ("normal", "reduce")}
         check_image_batch(x, "DartsSearchNetwork", min_size=4)
         s = Conv(self.stem_multiplier * self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
         s = BatchNorm(True, name="stem_bn")(s, use_running_average=not train)
@@ -335,13 +406,15 @@ class DartsSearchNetwork(nn.Module):
                 C_curr *= 2
             cell = DartsSearchCell(
                 C_curr, reduction, reduction_prev, tuple(self.primitives), self.steps, self.multiplier, self.impl,
-                self.edge_grouping, name=f"cell_{i}",
+                self.edge_grouping, self.partial_channels, name=f"cell_{i}",
             )
-            w = weights["reduce" if reduction else "normal"]
+            kind = "reduce" if reduction else "normal"
+            w = weights[kind]
             if self.is_initializing() or not self._nested():
-                out = cell(s0, s1, w, train, hard)
+                out = cell(s0, s1, w, train, hard, scales[kind])
             else:
-                out = _nested_cell(cell, s0, s1, w, train, hard, self.multiplier * C_curr, 2 if reduction else 1)
+                out = _nested_cell(cell, s0, s1, w, train, hard, self.multiplier * C_curr, 2 if reduction else 1,
+                                   scales[kind])
             s0, s1 = s1, out
             reduction_prev = reduction
         out = s1.mean(axis=(1, 2))

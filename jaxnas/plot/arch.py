@@ -67,6 +67,9 @@ def arch_tables(space, arch, relaxation: str = "softmax", spec=None) -> list[Arc
     tables = []
     for name, logits in arch.items():
         a = np.asarray(logits)
+        if a.ndim == 1 and name.endswith("_edges") and name[: -len("_edges")] in axes:
+            tables.append(_edge_table(name, axes[name[: -len("_edges")]][0], a))
+            continue
         if a.ndim != 2:
             raise ValueError(f"architecture leaf {name!r} has shape {a.shape}; expected (edges, ops)")
         rows, cols = axes.get(name, (tuple(f"edge {i}" for i in range(a.shape[0])),
@@ -76,6 +79,17 @@ def arch_tables(space, arch, relaxation: str = "softmax", spec=None) -> list[Arc
                              f"{(len(rows), len(cols))}")
         tables.append(ArchTable(name, tuple(rows), tuple(cols), relaxed(a, relaxation)))
     return tables
+
+
+def _edge_table(name: str, rows: tuple[str, ...], logits: np.ndarray) -> ArchTable:
+    """PC-DARTS's edge-normalization logits as one column: each edge's softmax weight among its node's edges (the
+    node read off the row name after the arrow)."""
+    values = np.empty(len(rows))
+    nodes = [r.split("\u2192")[-1] for r in rows]
+    for node in dict.fromkeys(nodes):
+        idx = [i for i, n in enumerate(nodes) if n == node]
+        values[idx] = relaxed(logits[idx])
+    return ArchTable(name, tuple(rows), ("edge weight",), values[:, None])
 
 
 @styled
@@ -120,14 +134,15 @@ def _outline(x, y, gid):
 
 
 def trajectories(records: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(steps, {leaf: (records, edges, ops) logits})`` from genotypes.jsonl records with ``arch_params``."""
+    """``(steps, {leaf: (records, edges, ops) logits})`` from genotypes.jsonl records with ``arch_params`` (the op
+    logits; PC-DARTS's per-edge logits are left out)."""
     kept = [r for r in records if isinstance(r.get("arch_params"), dict)]
     if not kept:
         raise ValueError("no record has architecture parameters (genotypes.jsonl lines with an \"arch_params\" "
                          "field: runs written by jaxnas 0.1 searches)")
     steps = np.asarray([r.get("step", i) for i, r in enumerate(kept)])
     leaves = {name: np.asarray([r["arch_params"][name] for r in kept], np.float64) for name in kept[0]["arch_params"]}
-    return steps, leaves
+    return steps, {name: a for name, a in leaves.items() if a.ndim == 3}  # (records, edges, ops) op logits
 
 
 @styled

@@ -76,6 +76,8 @@ METHODS: dict[str, dict] = {
     # SDARTS: the weight step's edge weights perturbed, epsilon 0.03 rising to 0.3 over the epochs (the paper's)
     "sdarts-rs": {"relaxation": "darts", "perturbation": "random"},
     "sdarts-adv": {"relaxation": "darts", "perturbation": "adversarial"},
+    # PC-DARTS: 1/4 of the channels through each mixed op, and edge normalization
+    "pcdarts": {"relaxation": "darts", "partial_channels": 4, "edge_normalization": True},
     # RobustDARTS (DARTS-ES): the val-loss Hessian's dominant eigenvalue after every epoch, and the early stop
     "rdarts": {"relaxation": "darts", "track_eigenvalue": True, "early_stop": True},
 }
@@ -120,6 +122,10 @@ class SearchConfig:
         bi-level weight step's edge weights (:class:`jaxnas.search.steps.WeightPerturbation`);
         ``perturbation_epsilon``: its largest radius, reached in the last epoch (the radius rises linearly from 0.03
         at epoch 0, as in SDARTS; default 0.3, the paper's); ``perturbation_steps``: SDARTS-ADV's ascent steps (7).
+      partial_channels: PC-DARTS: 1/K of every edge's channels through its mixed op, the rest around it (1: the
+        plain supernet; ``--method pcdarts``: 4, the paper's CIFAR setting); the width must divide by it.
+      edge_normalization: PC-DARTS: one logit more per edge (``normal_edges`` ...), softmax-normalised over each
+        node's incoming edges, scaling the edges in the supernet and their scores in the DARTS derivation.
       track_eigenvalue: RobustDARTS: after every epoch, the largest eigenvalue of the Hessian of the validation
         loss in the architecture parameters (power iteration over exact Hessian-vector products,
         ``eigen_iterations`` steps, on that epoch's last arch-half batch), as ``eigenvalue`` in the epoch record.
@@ -161,6 +167,8 @@ class SearchConfig:
     perturbation: str = "none"
     perturbation_epsilon: float = 0.3
     perturbation_steps: int = 7
+    partial_channels: int = 1
+    edge_normalization: bool = False
     track_eigenvalue: bool = False
     eigen_iterations: int = 20
     early_stop: bool = False
@@ -229,6 +237,11 @@ class SearchConfig:
             if isinstance(self.perturbation_steps, bool) or not isinstance(self.perturbation_steps, int) \
                     or self.perturbation_steps < 1:
                 raise ValueError(f"perturbation_steps must be a positive integer, got {self.perturbation_steps!r}")
+        if isinstance(self.partial_channels, bool) or not isinstance(self.partial_channels, int) \
+                or self.partial_channels < 1:
+            raise ValueError(f"partial_channels must be a positive integer, got {self.partial_channels!r}")
+        if self.edge_normalization and not self.relaxation_fn.differentiable:
+            raise ValueError(f"edge_normalization: {self.relaxation} trains no architecture, so no edge weights")
         if self.early_stop and not self.track_eigenvalue:
             raise ValueError("early_stop (RobustDARTS) needs track_eigenvalue: it stops on the eigenvalue's growth")
         if self.track_eigenvalue and not self.relaxation_fn.differentiable:
@@ -377,10 +390,31 @@ class SearchResult:
 # pieces
 
 
+def supernet_options(config: SearchConfig) -> dict:
+    """The supernet options a config sets (PC-DARTS's), only where they differ from the plain supernet."""
+    options = {}
+    if config.partial_channels != 1:
+        options["partial_channels"] = config.partial_channels
+    if config.edge_normalization:
+        options["edge_normalization"] = True
+    return options
+
+
+def build_space(config: SearchConfig):
+    """The config's search space (with PC-DARTS's edge logits when ``edge_normalization``)."""
+    return registry.get_space(config.space, **({"edge_normalization": True} if config.edge_normalization else {}))
+
+
 def build_supernet(config: SearchConfig, num_classes: int):
     """The config's supernet, built by its space's registry entry."""
     entry = registry.get_entry(config.space)
-    return entry.supernet(entry.space(), *config.sizes(), num_classes, config.conv_impl)
+    return entry.supernet(build_space(config), *config.sizes(), num_classes, config.conv_impl,
+                          **supernet_options(config))
+
+
+def search_relaxation(config: SearchConfig, space) -> relax_lib.Relaxation:
+    """The config's relaxation, passing the space's edge-normalization logits through to the supernet."""
+    return relax_lib.with_passthrough(config.relaxation_fn, getattr(space, "edge_keys", ()))
 
 
 def fit_images(ds, size: int):
@@ -454,7 +488,7 @@ class ImageSearchTask(loop.Task):
 
     def __init__(self, config: SearchConfig):
         cfg = self.cfg = config
-        self.space = registry.get_space(cfg.space)
+        self.space = build_space(cfg)
         self.w_half, self.a_half, num_classes = load_search_data(cfg)
         spe = min(data.steps_per_epoch(len(self.w_half), cfg.batch_size),
                   data.steps_per_epoch(len(self.a_half), cfg.batch_size))
@@ -482,7 +516,7 @@ class ImageSearchTask(loop.Task):
         self.model = build_supernet(cfg, num_classes)
         self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
         self.a_opt = make_arch_optimizer(cfg.optim)
-        common = dict(relaxation=cfg.relaxation_fn, w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
+        common = dict(relaxation=search_relaxation(cfg, self.space), w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
                       mesh=self.mesh, **arch_objective_terms(cfg))
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
         if cfg.track_eigenvalue and self.processes > 1:
@@ -609,7 +643,8 @@ def eigenvalue_program(model, config: SearchConfig, steps_per_epoch: int):
     """``(state, val_batch, step) -> the largest eigenvalue`` of the Hessian of the validation loss in the architecture
     parameters at the state's weights (jitted; RobustDARTS). The relaxation is the search's, with a fixed key and
     the step's temperature; batch norm uses the batch's statistics, as the search's arch step does."""
-    relaxation, temperature = config.relaxation_fn, temperature_schedule(config, steps_per_epoch)
+    relaxation = search_relaxation(config, build_space(config))
+    temperature = temperature_schedule(config, steps_per_epoch)
     iterations = config.eigen_iterations
 
     @jax.jit

@@ -29,6 +29,12 @@ class DartsSpace:
     steps: int = 4  # intermediate nodes per cell
     inputs_per_node: int = 2  # in a derived cell
     name: str = "darts"
+    edge_normalization: bool = False  # PC-DARTS: one more logit per edge, softmax-normalised over each node's edges
+
+    @property
+    def edge_keys(self) -> tuple[str, ...]:
+        """The architecture entries of PC-DARTS's edge normalization (none without it)."""
+        return tuple(f"{cell}_edges" for cell in CELL_TYPES) if self.edge_normalization else ()
 
     @property
     def edges(self) -> tuple[tuple[int, int], ...]:
@@ -48,17 +54,24 @@ class DartsSpace:
     def init_arch(self, key: jax.Array, scale: float = 1e-3) -> dict[str, jax.Array]:
         kn, kr = jax.random.split(key)
         shape = (self.num_edges, len(self.primitives))
-        return {"normal": scale * jax.random.normal(kn, shape), "reduce": scale * jax.random.normal(kr, shape)}
+        arch = {"normal": scale * jax.random.normal(kn, shape), "reduce": scale * jax.random.normal(kr, shape)}
+        if self.edge_normalization:  # drawn from their own keys: the op logits are those of the plain space
+            ke, kf = jax.random.split(jax.random.fold_in(key, 1))
+            arch["normal_edges"] = scale * jax.random.normal(ke, (self.num_edges,))
+            arch["reduce_edges"] = scale * jax.random.normal(kf, (self.num_edges,))
+        return arch
 
     def derive(self, arch) -> DartsGenotype:
-        """The DARTS rule: per node, the 2 edges with the strongest non-none op, each with that op."""
+        """The DARTS rule: per node, the 2 edges with the strongest non-none op, each with that op (with edge
+        normalization, PC-DARTS's: the edge's score times its softmax weight among the node's edges)."""
         concat = tuple(range(2, 2 + self.steps))
-        return DartsGenotype(
-            tuple(derive.darts_top_k(arch["normal"], self.primitives, self.steps, self.inputs_per_node)),
-            concat,
-            tuple(derive.darts_top_k(arch["reduce"], self.primitives, self.steps, self.inputs_per_node)),
-            concat,
-        )
+
+        def cell(name):
+            edges = arch.get(f"{name}_edges") if self.edge_normalization else None
+            return tuple(derive.darts_top_k(arch[name], self.primitives, self.steps, self.inputs_per_node,
+                                            edge_logits=edges))
+
+        return DartsGenotype(cell("normal"), concat, cell("reduce"), concat)
 
     # -- discrete genotypes ------------------------------------------------------------------------------------
     def validate(self, genotype) -> DartsGenotype:

@@ -21,13 +21,16 @@ def argmax_per_edge(logits) -> list[int]:
 
 
 def darts_top_k(
-    logits, primitives: tuple[str, ...], steps: int = 4, k: int = 2, exclude: tuple[str, ...] = ("none",)
+    logits, primitives: tuple[str, ...], steps: int = 4, k: int = 2, exclude: tuple[str, ...] = ("none",),
+    edge_logits=None,
 ) -> list[tuple[str, int]]:
     """The DARTS rule for one cell.
 
     ``logits`` has one row per edge, edges grouped by node (node m+2 has m+2 incoming edges, from inputs 0..m+1).
     For each node, every incoming edge is scored by its strongest op outside ``exclude`` (softmax weight), the
-    ``k`` best edges are kept, and each gets that op. Returns ``steps * k`` (op, input) pairs.
+    ``k`` best edges are kept, and each gets that op. Returns ``steps * k`` (op, input) pairs. With
+    ``edge_logits`` (one per edge: PC-DARTS's edge normalization) an edge's score is multiplied by the softmax of
+    its node's edge logits, as PC-DARTS derives.
     """
     weights = softmax(logits)
     n_edges = sum(2 + m for m in range(steps))
@@ -42,6 +45,8 @@ def darts_top_k(
         n_in = m + 2
         block = masked[start : start + n_in]
         strength = block.max(axis=1)
+        if edge_logits is not None:
+            strength = strength * softmax(np.asarray(edge_logits)[start : start + n_in])
         # stable sort: on ties the lower input index wins, so the result is deterministic
         chosen = sorted(np.argsort(-strength, kind="stable")[:k].tolist())
         for j in chosen:

@@ -26,6 +26,12 @@ class NB201Space:
     primitives: tuple[str, ...] = NB201_PRIMITIVES
     num_nodes: int = 4
     name: str = "nb201"
+    edge_normalization: bool = False  # PC-DARTS: one more logit per edge, softmax-normalised over each node's edges
+
+    @property
+    def edge_keys(self) -> tuple[str, ...]:
+        """The architecture entries of PC-DARTS's edge normalization (none without it)."""
+        return ("cell_edges",) if self.edge_normalization else ()
 
     @property
     def edges(self) -> tuple[tuple[int, int], ...]:
@@ -42,7 +48,10 @@ class NB201Space:
 
     # -- architecture parameters -------------------------------------------------------------------------------
     def init_arch(self, key: jax.Array, scale: float = 1e-3) -> dict[str, jax.Array]:
-        return {"cell": scale * jax.random.normal(key, (self.num_edges, len(self.primitives)))}
+        arch = {"cell": scale * jax.random.normal(key, (self.num_edges, len(self.primitives)))}
+        if self.edge_normalization:  # NB201 keeps every edge: the edge weights scale, the rule stays argmax per edge
+            arch["cell_edges"] = scale * jax.random.normal(jax.random.fold_in(key, 1), (self.num_edges,))
+        return arch
 
     def derive(self, arch) -> NB201Genotype:
         """The NB201 rule: the strongest op on every edge (``none`` included)."""

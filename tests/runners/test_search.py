@@ -210,12 +210,13 @@ def test_spos_trains_weights_then_picks_best_candidate(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fairdarts", "drnas", "sdarts-rs", "sdarts-adv"])
+@pytest.mark.parametrize("method", ["fairdarts", "drnas", "sdarts-rs", "sdarts-adv", "pcdarts"])
 def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_path, capsys):
     """``jaxnas search --method M`` on the tiny config; a run stopped after its first checkpoint (a NaN injected at
     step 3) and started again ends where the uninterrupted run does."""
     def argv(workdir, *extra):
-        return ["search", "--method", method, "--width", "2", "--depth", "1", "--image-size", "8", "--batch-size", "8",
+        width = "4" if method == "pcdarts" else "2"  # 1/4 of the channels through each op
+        return ["search", "--method", method, "--width", width, "--depth", "1", "--image-size", "8", "--batch-size", "8",
                 "--epochs", "2", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
                 "--conv-impl", "xla", "--no-progress", "--workdir", str(workdir), *extra]
 
@@ -235,6 +236,10 @@ def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_pat
         assert ref["relaxation"] == "sigmoid" and all(-2.5 <= r["penalty"] <= 0 for r in steps)
     if method == "drnas":
         assert ref["relaxation"] == "dirichlet"
+    if method == "pcdarts":  # the edge logits are trained and recorded with the op logits
+        first, last = (json.loads(line)["arch_params"]["cell_edges"]
+                       for line in (tmp_path / "ref" / "genotypes.jsonl").read_text().splitlines()[::2])
+        assert len(last) == 6 and first != last
 
 
 @pytest.mark.slow
