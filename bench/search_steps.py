@@ -40,6 +40,7 @@ class Case(NamedTuple):
     relaxation: str = "softmax"
     temperature: float = 1.0
     peer: str | None = None  # the bench_peers.py case with the same work
+    partial: int = 1  # PC-DARTS: partial channels K (and edge normalization) when > 1
 
 
 def _darts_cases():
@@ -52,6 +53,9 @@ def _darts_cases():
                                                            peer=p.format("2nd"))
             cases[f"darts-{tag}{b}-bilevel-2nd"] = Case("darts", C, L, b, "bilevel-2nd", peer=p.format("2nd"))
             cases[f"darts-{tag}{b}-single"] = Case("darts", C, L, b, "single")
+    for b in (64, 128, 256):  # PC-DARTS against the plain supernet, and the larger batches it is for
+        cases[f"darts-{b}-bilevel-1st-pc4"] = Case("darts", 16, 8, b, "bilevel-1st", partial=4)
+    cases["darts-128-bilevel-1st"] = Case("darts", 16, 8, 128, "bilevel-1st")
     return cases
 
 
@@ -97,7 +101,8 @@ def build(case: Case, key):
     from jaxnas.search.steps import accuracy, cross_entropy
 
     k_x, k_y, k_vx, k_vy = jax.random.split(key, 4)
-    arch = get_space(case.space).init_arch(key)
+    pc = case.partial > 1
+    arch = get_space(case.space, **({"edge_normalization": True} if pc else {})).init_arch(key)
     if case.space == "darts-rnn":
         model = LanguageModel(DartsRnnSearchCell(hidden=case.width), RNN_VOCAB, case.width)
         shape = (case.batch, case.depth)
@@ -106,10 +111,11 @@ def build(case: Case, key):
             return jax.random.randint(k, shape, 0, RNN_VOCAB)
 
         return model, arch, (tokens(k_x), tokens(k_y)), (tokens(k_vx), tokens(k_vy)), cross_entropy, None
+    options = {"partial_channels": case.partial, "edge_normalization": True} if pc else {}
     if case.space == "darts":
-        model = DartsSearchNetwork(C=case.width, layers=case.depth)
+        model = DartsSearchNetwork(C=case.width, layers=case.depth, **options)
     else:
-        model = NB201Supernet(C=case.width, N=case.depth)
+        model = NB201Supernet(C=case.width, N=case.depth, **options)
 
     def images(kx, ky):
         return jax.random.normal(kx, (case.batch, 32, 32, 3)), jax.random.randint(ky, (case.batch,), 0, 10)
@@ -122,6 +128,7 @@ def prepare(case: Case, split: bool | None = None):
     search builds it (``split=None``: its default for the backend)."""
     import jax
 
+    from jaxnas import relax
     from jaxnas.search.steps import OptimConfig, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer
 
     cfg = OptimConfig()
@@ -131,7 +138,9 @@ def prepare(case: Case, split: bool | None = None):
     t0 = time.perf_counter()
     state = init_search_state(model, arch, batch_xy[0], key, w_opt, a_opt)
     init_s = time.perf_counter() - t0
-    step = make_step(model, mode=case.mode, relaxation=case.relaxation, w_optimizer=w_opt, a_optimizer=a_opt,
+    edge_keys = tuple(k for k in arch if k.endswith("_edges"))
+    relaxation = relax.with_passthrough(case.relaxation, edge_keys)
+    step = make_step(model, mode=case.mode, relaxation=relaxation, w_optimizer=w_opt, a_optimizer=a_opt,
                      hessian=case.hessian, temperature=case.temperature, loss_fn=loss_fn, accuracy_fn=accuracy_fn,
                      split=split)
     return model, state, step, batch_xy, val_xy, init_s
