@@ -162,3 +162,35 @@ def test_tensorboard_without_tensorboardx_is_one_clear_error(tmp_path, monkeypat
     monkeypatch.setattr(builtins, "__import__", no_tensorboardx)
     with pytest.raises(ValueError, match=r"pip install 'jaxnas\[tensorboard\]'"):
         loop.run(Walk(), loop.LoopOptions(workdir=str(tmp_path), progress=False, tensorboard=True))
+
+
+class StopAtPeak(Walk):
+    """Stops after the first step whose x passes 1 (the decision kept in the checkpoint's meta)."""
+
+    def __init__(self, **kw):
+        super().__init__(steps=9, **kw)
+        self.stop = False
+
+    def after_step(self, state, done, epoch):
+        state, records, save_now = super().after_step(state, done, epoch)
+        self.stop = self.stop or float(state["x"]) > 1.0
+        return state, records, save_now
+
+    def stopped(self):
+        return self.stop
+
+    def meta(self):
+        return {**super().meta(), "stop": self.stop}
+
+    def resume(self, state, meta):
+        self.stop = meta["stop"]
+        return super().resume(state, meta)
+
+
+def test_a_task_that_stops_ends_early_and_stays_stopped(tmp_path):
+    result, run = loop.run(StopAtPeak(), options(tmp_path))
+    assert run.total_steps == 3  # x = sin(0) + sin(1) + sin(2) = 1.75 passes 1 at step 3 (of 9)
+    assert result["x"] == pytest.approx(sum(np.sin(i) for i in range(3)), rel=1e-6)
+    again_result, again = loop.run(StopAtPeak(), options(tmp_path))
+    assert again.resumed_from == run.total_steps and again.total_steps == run.total_steps
+    assert again_result == result and (tmp_path / "checkpoints" / str(run.total_steps)).is_dir()

@@ -90,6 +90,7 @@ def _run(mode, perturbation, split, steps=2):
     return state, metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["random", "adversarial"])
 def test_perturbed_weight_step_split_equals_one_program(kind):
     perturbation = WeightPerturbation(kind, 0.2, steps=3)
@@ -103,6 +104,7 @@ def test_perturbed_weight_step_split_equals_one_program(kind):
         pytest.approx(float(_run("bilevel-1st", None, True, 1)[1]["val_loss"]), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_zero_radius_is_the_plain_step_and_adversarial_raises_the_loss():
     zero, _ = _run("bilevel-1st", WeightPerturbation("random", 0.0), True, 1)
     plain, m_plain = _run("bilevel-1st", None, True, 1)
