@@ -15,6 +15,7 @@ from jaxnas.cli.main import main
 from jaxnas.nn.ops import make_op
 from jaxnas.plot import plot_arch_weights, plot_genotype
 from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
+from jaxnas.runners import search as search_runner
 from jaxnas.runners.search import SearchConfig, run_search
 from jaxnas.runners.train import TrainConfig, load_genotype, train_and_evaluate
 
@@ -144,3 +145,71 @@ def test_a_registered_space_gets_pictures(toy_space, tmp_path, capsys):
     assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["stem\u2192out"]
     assert main(["plot", "--space", "toy-edge", "--genotype", "skip_connect", "--out", str(tmp_path / "t.png")]) == 0
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def _records(workdir, kind):
+    return [{k: v for k, v in json.loads(line).items() if k != "time"}
+            for line in (workdir / "metrics.jsonl").read_text().splitlines() if json.loads(line)["kind"] == kind]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fairdarts", "drnas", "sdarts-rs", "sdarts-adv"])
+def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, toy_space, tmp_path, capsys):
+    """``jaxnas search --space toy-edge --method M`` (a one-edge space: the method's step compiles in seconds); a run
+    stopped after its first checkpoint (a NaN injected at step 3) and started again ends where the uninterrupted run
+    does. tests/runners/test_search.py runs PC-DARTS, which changes the supernet, on NB201."""
+    def argv(workdir, *extra):
+        return ["search", "--space", "toy-edge", "--method", method, "--image-size", "8", "--batch-size", "8",
+                "--epochs", "2", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
+                "--no-progress", "--workdir", str(workdir), *extra]
+
+    assert main(argv(tmp_path / "ref")) == 0
+    with pytest.raises(SystemExit) as stopped:  # a diverged run exits 3, keeping checkpoint 2
+        main(argv(tmp_path / "run", "--inject-nan-at", "3"))
+    assert stopped.value.code == 3
+    assert main(argv(tmp_path / "run")) == 0
+    capsys.readouterr()
+    for kind in ("step", "epoch", "final"):
+        assert _records(tmp_path / "run", kind) == _records(tmp_path / "ref", kind)
+    ref = json.loads((tmp_path / "ref" / "genotype.json").read_text())
+    assert json.loads((tmp_path / "run" / "genotype.json").read_text()) == ref
+    steps = _records(tmp_path / "ref", "step")
+    if method == "fairdarts":  # the zero-one loss is in the arch objective, the weights are sigmoids
+        assert ref["relaxation"] == "sigmoid" and all(-2.5 <= r["penalty"] <= 0 for r in steps)
+    if method == "drnas":
+        assert ref["relaxation"] == "dirichlet"
+
+
+@pytest.mark.slow
+def test_rdarts_tracks_the_eigenvalue_stops_early_and_returns_the_earlier_arch(toy_space, tmp_path, monkeypatch):
+    """RobustDARTS's run mechanics: the eigenvalue is recorded after every epoch; when the rule fires (here a rule
+    that fires after epoch 1 and goes back to epoch 0: the toy's eigenvalues hover around 0, and the real rule is
+    tested on hand-made sequences in tests/search/test_curvature.py) the search stops, returns epoch 0's
+    architecture, and a rerun of the stopped run changes nothing."""
+    calls = []
+
+    def rule(eigenvalues, window, delta, factor, start_epoch):
+        calls.append((list(eigenvalues), window, delta, factor, start_epoch))
+        return 0 if len(eigenvalues) >= 2 else None
+
+    monkeypatch.setattr(search_runner, "early_stop_epoch", rule)
+    cfg = SearchConfig(space="toy-edge", epochs=4, steps_per_epoch=2, batch_size=8, image_size=8, log_every=1,
+                       checkpoint_every=2, workdir=str(tmp_path / "rd"), progress=False, relaxation="darts",
+                       track_eigenvalue=True, early_stop=True, eigen_iterations=3)
+    result = run_search(cfg)
+    assert [c[1:] for c in calls] == [(5, 4, 1.3, 10)] * 2  # the authors' defaults reach the rule
+    assert result.steps == 4  # 2 of 4 epochs (2 steps each)
+    epochs = _records(result.workdir, "epoch")
+    assert [r["epoch"] for r in epochs] == [0, 1] and all(np.isfinite(r["eigenvalue"]) for r in epochs)
+    (stop,) = _records(result.workdir, "early_stop")
+    assert stop == {"kind": "early_stop", "epoch": 1, "step": 4, "returned_epoch": 0}
+    saved = json.loads((result.workdir / "genotype.json").read_text())
+    assert saved["early_stop"] == {"returned_epoch": 0, "steps": 4}
+    assert saved["eigenvalues"] == [r["eigenvalue"] for r in epochs]
+    genotypes = [json.loads(line) for line in (result.workdir / "genotypes.jsonl").read_text().splitlines()]
+    epoch0 = next(r for r in genotypes if r["epoch"] == 0)
+    assert saved["genotype"] == epoch0["genotype"]
+    np.testing.assert_allclose(result.arch["edge"], epoch0["arch_params"]["edge"], atol=1e-5)
+    again = run_search(cfg)
+    assert again.resumed_from == 4 and again.steps == 4 and again.arch_string == result.arch_string
+    assert _records(result.workdir, "early_stop") == [stop]

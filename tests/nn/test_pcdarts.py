@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxnas import relax
-from jaxnas.nn.supernet import DartsSearchNetwork, MixedOp, NB201Supernet, channel_shuffle, node_edge_scales
+from jaxnas.nn.supernet import DartsSearchCell, DartsSearchNetwork, MixedOp, NB201Supernet, channel_shuffle, node_edge_scales
 from jaxnas.registry import get_space
 from jaxnas.spaces import derive
 from jaxnas.spaces.primitives import DARTS_PRIMITIVES
@@ -75,10 +75,19 @@ def test_darts_supernet_with_pc_options_runs_and_scales_sum_to_one_per_node():
     np.testing.assert_allclose(weights["normal"].sum(-1), 1.0, rtol=1e-6)
     model = DartsSearchNetwork(C=4, layers=2, num_classes=4, impl="xla", partial_channels=4, edge_normalization=True)
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 8, 3))
-    _, y = _apply(model, weights, x)
-    assert y.shape == (2, 4) and np.all(np.isfinite(y))
+    y, _ = jax.eval_shape(lambda: model.init_with_output(jax.random.PRNGKey(2), x, weights, train=False))
+    assert y.shape == (2, 4)  # the whole network wires the options (traced, not run: tests/runners run one)
+    # one normal cell, run: finite, and unit edge scales are no scales
+    cell = DartsSearchCell(4, False, False, partial=4, impl="xla")
+    s0 = s1 = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 4, 4))
+    variables = cell.init(jax.random.PRNGKey(5), s0, s1, weights["normal"], train=False)
+    out = cell.apply(variables, s0, s1, weights["normal"], train=False, scales=scales)
+    assert out.shape == (2, 4, 4, 16) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(cell.apply(variables, s0, s1, weights["normal"], train=False, scales=jnp.ones(14)),
+                               cell.apply(variables, s0, s1, weights["normal"], train=False), rtol=1e-6)
     with pytest.raises(ValueError, match="keys"):
-        _apply(model, {"normal": weights["normal"], "reduce": weights["reduce"]}, x)
+        jax.eval_shape(lambda: model.init(jax.random.PRNGKey(2), x, {"normal": weights["normal"],
+                                                                      "reduce": weights["reduce"]}, train=False))
 
 
 def test_edge_logits_change_the_darts_derivation():

@@ -210,10 +210,11 @@ def test_spos_trains_weights_then_picks_best_candidate(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fairdarts", "drnas", "sdarts-rs", "sdarts-adv", "pcdarts"])
+@pytest.mark.parametrize("method", ["pcdarts"])  # the other methods: tests/test_registry.py, on a toy space
 def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_path, capsys):
     """``jaxnas search --method M`` on the tiny config; a run stopped after its first checkpoint (a NaN injected at
-    step 3) and started again ends where the uninterrupted run does."""
+    step 3) and started again ends where the uninterrupted run does. PC-DARTS changes the supernet, so it runs on
+    NB201 itself."""
     def argv(workdir, *extra):
         width = "4" if method == "pcdarts" else "2"  # 1/4 of the channels through each op
         return ["search", "--method", method, "--width", width, "--depth", "1", "--image-size", "8", "--batch-size", "8",
@@ -240,28 +241,3 @@ def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_pat
         first, last = (json.loads(line)["arch_params"]["cell_edges"]
                        for line in (tmp_path / "ref" / "genotypes.jsonl").read_text().splitlines()[::2])
         assert len(last) == 6 and first != last
-
-
-@pytest.mark.slow
-def test_rdarts_tracks_the_eigenvalue_stops_early_and_returns_the_earlier_arch(tmp_path):
-    """RobustDARTS on the tiny config with a hair-trigger rule (window 1, delta 1, factor ~0): the search stops after
-    epoch 1, returns epoch 0's architecture, and a rerun of the stopped run changes nothing."""
-    cfg = TINY.replace(workdir=str(tmp_path / "rd"), relaxation="darts", optimization="bilevel-1st", epochs=4,
-                       track_eigenvalue=True, early_stop=True, es_window=1, es_delta=1, es_factor=1e-9,
-                       es_start_epoch=0, eigen_iterations=3)
-    result = run_search(cfg)
-    assert result.steps == 4  # 2 of 4 epochs (2 steps each)
-    epochs = records(result.workdir, "epoch")
-    assert [r["epoch"] for r in epochs] == [0, 1] and all(np.isfinite(r["eigenvalue"]) for r in epochs)
-    (stop,) = records(result.workdir, "early_stop")
-    assert stop == {"kind": "early_stop", "epoch": 1, "step": 4, "returned_epoch": 0}
-    saved = json.loads((result.workdir / "genotype.json").read_text())
-    assert saved["early_stop"] == {"returned_epoch": 0, "steps": 4}
-    assert saved["eigenvalues"] == [r["eigenvalue"] for r in epochs]
-    genotypes = [json.loads(line) for line in (result.workdir / "genotypes.jsonl").read_text().splitlines()]
-    epoch0 = next(r for r in genotypes if r["epoch"] == 0)
-    assert saved["arch"] == epoch0["arch"]
-    np.testing.assert_allclose(result.arch["cell"], epoch0["arch_params"]["cell"], atol=1e-5)
-    again = run_search(cfg)
-    assert again.resumed_from == 4 and again.steps == 4 and again.arch_string == result.arch_string
-    assert records(result.workdir, "early_stop") == [stop]
