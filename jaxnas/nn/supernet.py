@@ -241,7 +241,8 @@ class _GroupedEdge(nn.Module):
         x, w, scale = xws
         y = MixedOp(self.C, self.stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl,
                     partial=self.partial, name="edge")(x, w, self.train, self.hard)
-        y = y * scale
+        if scale is not None:  # edge normalization; the plain supernet's program has no multiply here
+            y = y * scale
         return (None, y) if carry is None else (carry + y, None)
 
 
@@ -284,9 +285,7 @@ class DartsSearchCell(nn.Module):
 
     @nn.compact
     def __call__(self, s0, s1, w, train: bool = True, hard: bool = False, scales=None):
-        """``scales``: one factor per edge (PC-DARTS's edge normalization), or None (1)."""
-        if scales is None:
-            scales = jnp.ones((w.shape[0],), w.dtype)
+        """``scales``: one factor per edge (PC-DARTS's edge normalization), or None (no scaling)."""
         if self.edge_grouping not in EDGE_GROUPINGS:
             raise ValueError(f"edge_grouping must be one of {', '.join(EDGE_GROUPINGS)}, got {self.edge_grouping!r}")
         if self.reduction_prev:
@@ -304,11 +303,12 @@ class DartsSearchCell(nn.Module):
                     stride = 2 if self.reduction and j < 2 else 1
                     op = MixedOp(self.C, stride, tuple(self.primitives), affine=False, pool_bn=True, impl=self.impl,
                                  partial=self.partial)
-                    total = total + scales[e] * op(h, w[e], train, hard)
+                    y = op(h, w[e], train, hard)
+                    total = total + (y if scales is None else scales[e] * y)
                     e += 1
             else:
                 total = self._grouped_node(node, states, w[e : e + len(states)], train, hard,
-                                           scales[e : e + len(states)])
+                                           None if scales is None else scales[e : e + len(states)])
                 e += len(states)
             states.append(fence_cotangent(total))
         return jnp.concatenate(states[-self.multiplier :], axis=-1)
@@ -325,13 +325,14 @@ class DartsSearchCell(nn.Module):
                                 impl=self.impl, train=train, hard=hard, partial=self.partial,
                                 name=f"node{node}_{name}")
             xs = jnp.stack(states[lo:hi])
+            sc = None if scales is None else scales[lo:hi]
             if grouping == "vmap":
-                _, ys = group(None, (xs, w[lo:hi], scales[lo:hi]))
+                _, ys = group(None, (xs, w[lo:hi], sc))
                 y = jnp.sum(ys, axis=0)
             else:
                 n, h, wd, _ = states[lo].shape
                 zero = jnp.zeros((n, -(-h // stride), -(-wd // stride), self.C), states[lo].dtype)
-                y, _ = group(zero, (xs, w[lo:hi], scales[lo:hi]))
+                y, _ = group(zero, (xs, w[lo:hi], sc))
             total = y if total is None else total + y
         return total
 
@@ -344,18 +345,15 @@ def _nested_cell(cell, s0, s1, w, train, hard, channels_out, stride, scales=None
     n, h, wd, _ = s1.shape
     shape = (n, -(-h // stride), -(-wd // stride), channels_out)  # ceil: a stride-2 window with padding 1
 
-    if scales is None:
-        scales = jnp.ones((w.shape[0],), w.dtype)
-
     def run(mdl, a, b, weights, sc):
         return mdl(a, b, weights, train, hard, sc)
 
     def poisoned(mdl, a, b, weights, sc):
         return jnp.full(shape, jnp.nan, b.dtype)
 
+    finite = jnp.all(jnp.isfinite(w)) if scales is None else jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(scales))
     with tracing_conditional():
-        return nn.cond(jnp.all(jnp.isfinite(w)) & jnp.all(jnp.isfinite(scales)), run, poisoned, cell, s0, s1, w,
-                       scales)
+        return nn.cond(finite, run, poisoned, cell, s0, s1, w, scales)
 
 
 class DartsSearchNetwork(nn.Module):
