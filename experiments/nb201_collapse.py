@@ -141,13 +141,18 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="/tmp/nb201_collapse", help="where the searches keep their runs")
     p.add_argument("--quick", action="store_true", help="every row for a few steps (results not written)")
     p.add_argument("--rows", nargs="*", help="only these rows (default all)")
-    p.add_argument("--table", action="store_true", help="print the table of the results file and write "
-                                                        "experiments/nb201_collapse.md's table; run nothing")
+    p.add_argument("--table", action="store_true", help="print the table of the results file, write "
+                                                        "experiments/nb201_collapse.md and the picture; run nothing")
+    p.add_argument("--status", default="", help="a line stored with the results (e.g. which rows were cut)")
     args = p.parse_args(argv)
     if args.table:
-        results = json.loads(RESULTS.read_text())["rows"]
-        print(table(results))
-        picture(results)
+        saved = json.loads(RESULTS.read_text())
+        text = table(saved["rows"])
+        TABLE.write_text(f"# NB201 collapse study: results\n\nBudget: {saved['budget']}.\n"
+                         f"{saved.get('status', '')}\n\n{text}\n\nWritten by `python experiments/nb201_collapse.py "
+                         f"--table` from experiments/results/nb201_collapse.json; docs/methods.md discusses it.\n")
+        print(text)
+        picture(saved["rows"])
         return 0
     if not SHARED.is_dir():
         raise SystemExit(f"the study needs the full Fashion-MNIST at {SHARED}")
@@ -162,7 +167,8 @@ def main(argv=None) -> int:
                   f"{r['none']} cifar10 {r['cifar10_test']:.2f} ({r['seconds']:.0f} s)", flush=True)
     if not args.quick:
         RESULTS.write_text(json.dumps({"budget": "NB201 C=8 N=1, full Fashion-MNIST padded to 32x32, 10 epochs x 100 "
-                                                 "steps, batch 64", "rows": results}, indent=1) + "\n")
+                                                 "steps, batch 64", "status": args.status, "rows": results},
+                                      indent=1) + "\n")
         print(table(results))
         picture(results)
     return 0
