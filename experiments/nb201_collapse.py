@@ -103,7 +103,7 @@ def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick)
 
 def table(results: list[dict]) -> str:
     lines = ["| row | optimization | seeds | derived cell (seed 0) | skip / pool / none | CIFAR-10 | CIFAR-100 | "
-             "ImageNet16-120 | s per search |", "|---|---|---|---|---|---|---|---|---|"]
+             "ImageNet16-120 | s per search (wall) |", "|---|---|---|---|---|---|---|---|---|"]
     for row, *_ in ROWS:
         rs = [r for r in results if r["row"] == row]
         if not rs:
