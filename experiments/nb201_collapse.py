@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="/tmp/nb201_collapse", help="where the searches keep their runs")
     p.add_argument("--quick", action="store_true", help="every row for a few steps (results not written)")
-    p.add_argument("--rows", nargs="*", help="only these rows (default all)")
+    p.add_argument("--rows", nargs="*", help="only these rows, in this order (default all)")
     p.add_argument("--table", action="store_true", help="print the table of the results file, write "
                                                         "experiments/nb201_collapse.md and the picture; run nothing")
     p.add_argument("--status", default="", help="a line stored with the results (e.g. which rows were cut)")
@@ -157,9 +157,11 @@ def main(argv=None) -> int:
     if not SHARED.is_dir():
         raise SystemExit(f"the study needs the full Fashion-MNIST at {SHARED}")
     bench, results = nb201.load(), []
-    for row, method, optimization, seeds, extra in ROWS:
-        if args.rows and row not in args.rows:
-            continue
+    unknown = sorted(set(args.rows or ()) - {r[0] for r in ROWS})
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; rows: {', '.join(r[0] for r in ROWS)}")
+    order = [next(r for r in ROWS if r[0] == name) for name in args.rows] if args.rows else ROWS
+    for row, method, optimization, seeds, extra in order:  # --rows: in the order given
         for seed in seeds:
             r = run_row(row, method, optimization, seed, extra, Path(args.workdir), bench, args.quick)
             results.append(r)
