@@ -87,6 +87,13 @@ def trajectory(workdir: Path, bench) -> list[dict]:
     return out
 
 
+def search_seconds(workdir: Path, fallback: float) -> float:
+    """The search's wall time as its last logged record says (so a finished row read back keeps it)."""
+    times = [json.loads(line).get("time") for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    times = [t for t in times if isinstance(t, (int, float))]
+    return round(max(times) if times else fallback, 1)
+
+
 def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick) -> dict:
     cfg = config(method, optimization, seed, extra, workdir / f"{row.replace(' ', '_')}_seed{seed}", quick)
     start = time.time()
@@ -96,7 +103,8 @@ def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick)
         "row": row, "method": method, "optimization": optimization, "seed": seed, "arch": result.arch_string,
         **op_counts(g), **{f"{d}_test": round(float(bench.query(g, d)["test_acc"]), 2) for d in DATASETS},
         "val_accuracy": result.metrics.get("val_accuracy"), "steps": result.steps,
-        "seconds": round(time.time() - start, 1), "trajectory": trajectory(Path(cfg.workdir), bench),
+        "seconds": search_seconds(Path(cfg.workdir), time.time() - start),
+        "trajectory": trajectory(Path(cfg.workdir), bench),
         "config": {k: v for k, v in cfg.to_json().items() if k not in ("workdir", "dataset", "progress")},
     }
 

@@ -130,6 +130,7 @@ class Task(abc.ABC):
     identity: dict = {}
     logs: tuple[str, ...] = ()
     advice: str = "Lower the learning rate or check the data"
+    identity_defaults: dict = {}  # identity fields added later: a run saved without one had this value
 
     @abc.abstractmethod
     def init(self) -> tuple[Any, list[tuple[str, dict]]]:
@@ -203,13 +204,18 @@ class JsonLines:
             f.write(json.dumps(record, default=float) + "\n")
 
 
-def differences(saved: dict, new: dict) -> list[str]:
-    """``field: saved -> new`` for every field that differs."""
-    return [f"{k}: {saved.get(k, '<missing>')!r} -> {new.get(k, '<missing>')!r}"
-            for k in sorted(set(saved) | set(new)) if saved.get(k, "<missing>") != new.get(k, "<missing>")]
+def differences(saved: dict, new: dict, defaults: dict | None = None) -> list[str]:
+    """``field: saved -> new`` for every field that differs; a field missing on one side counts as its value in
+    ``defaults`` (fields added after a run was written), else as missing."""
+    defaults = defaults or {}
+
+    def get(d, k):
+        return d.get(k, defaults.get(k, "<missing>"))
+
+    return [f"{k}: {get(saved, k)!r} -> {get(new, k)!r}" for k in sorted(set(saved) | set(new)) if get(saved, k) != get(new, k)]
 
 
-def check_workdir(workdir: Path, kind: str, identity: dict, config: dict) -> None:
+def check_workdir(workdir: Path, kind: str, identity: dict, config: dict, defaults: dict | None = None) -> None:
     """Refuse a workdir holding a ``kind`` run whose identity differs (or a run of another kind); for a new workdir
     write ``config.json`` (``{"kind", "identity", "config"}``)."""
     path = workdir / "config.json"
@@ -220,7 +226,8 @@ def check_workdir(workdir: Path, kind: str, identity: dict, config: dict) -> Non
             raise ValueError(f"{path} is unreadable ({e}); use another --workdir or delete it") from None
         if saved.get("kind") != kind:
             raise ValueError(f"workdir {workdir} holds a {saved.get('kind')} run, not a {kind}; use another --workdir")
-        diffs = differences(json.loads(json.dumps(saved.get("identity", {}))), json.loads(json.dumps(identity)))
+        diffs = differences(json.loads(json.dumps(saved.get("identity", {}))), json.loads(json.dumps(identity)),
+                            defaults)
         if diffs:
             raise ValueError(f"workdir {workdir} holds a {kind} run with a different config ({'; '.join(diffs)}); "
                              "use another --workdir, or delete that one to start over")
@@ -310,13 +317,14 @@ def run(task: Task, options: LoopOptions):
     is_writer = jax.process_index() == 0
     identity = json.loads(json.dumps(task.identity, default=repr))
     if is_writer:
-        check_workdir(workdir, task.kind, identity, json.loads(json.dumps(task.config, default=repr)))
+        check_workdir(workdir, task.kind, identity, json.loads(json.dumps(task.config, default=repr)),
+                      task.identity_defaults)
     total, spe = int(task.total_steps), task.steps_per_epoch
     logs = {"metrics": JsonLines(workdir / "metrics.jsonl"), **{n: JsonLines(workdir / f"{n}.jsonl") for n in task.logs}}
     ckpts = Checkpoints(workdir / "checkpoints", keep=options.keep_checkpoints, report=report)
 
     def check_meta(meta):
-        diffs = differences(meta.get("identity", {}), identity)
+        diffs = differences(meta.get("identity", {}), identity, task.identity_defaults)
         if diffs:
             raise ValueError(f"checkpoint in {workdir} was written by a different {task.kind} config "
                              f"({'; '.join(diffs)})")

@@ -84,6 +84,11 @@ METHODS: dict[str, dict] = {
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
 NON_IDENTITY_FIELDS = ("devices", "inject_nan_at")  # beside loop.RUN_FIELDS
+# Fields added after runs were written, whose defaults compute what runs without them computed: a saved run that
+# lacks one is compared as if it had the default, so a run started before they existed resumes.
+OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "perturbation_epsilon",
+                   "perturbation_steps", "partial_channels", "edge_normalization", "track_eigenvalue",
+                   "eigen_iterations", "early_stop", "es_window", "es_delta", "es_factor", "es_start_epoch")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -284,6 +289,11 @@ class SearchConfig:
     def identity(self) -> dict:
         """The fields that define what the run computes (compared when resuming)."""
         return loop.identity_of(self.to_json(), NON_IDENTITY_FIELDS)
+
+    @staticmethod
+    def identity_defaults() -> dict:
+        """:data:`OPTIONAL_FIELDS` with their defaults: what a run saved before they existed computed."""
+        return {f.name: f.default for f in dataclasses.fields(SearchConfig) if f.name in OPTIONAL_FIELDS}
 
     def replace(self, **changes) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
@@ -499,6 +509,7 @@ class ImageSearchTask(loop.Task):
             spe = min(spe, cfg.steps_per_epoch)
         self.steps_per_epoch, self.total_steps = spe, cfg.epochs * spe
         self.config, self.identity = cfg.to_json(), cfg.identity()
+        self.identity_defaults = SearchConfig.identity_defaults()
         self.advice = f"Lower the learning rate (w_lr={cfg.optim.w_lr}, a_lr={cfg.optim.a_lr}) or check the data"
         self.mode = cfg.step_mode
         self.processes = jax.process_count()
