@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from tests.helpers.resume import stop_then_resume_in_process
 from jaxnas import registry
 from jaxnas.cli.describe import describe
 from jaxnas.cli.main import main
@@ -163,11 +164,7 @@ def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, toy_spa
                 "--epochs", "2", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
                 "--no-progress", "--workdir", str(workdir), *extra]
 
-    assert main(argv(tmp_path / "ref")) == 0
-    with pytest.raises(SystemExit) as stopped:  # a diverged run exits 3, keeping checkpoint 2
-        main(argv(tmp_path / "run", "--inject-nan-at", "3"))
-    assert stopped.value.code == 3
-    assert main(argv(tmp_path / "run")) == 0
+    stop_then_resume_in_process(main, argv, tmp_path / "ref", tmp_path / "run")
     capsys.readouterr()
     for kind in ("step", "epoch", "final"):
         assert _records(tmp_path / "run", kind) == _records(tmp_path / "ref", kind)

@@ -202,7 +202,8 @@ class SearchConfig:
         choice("hessian", ("exact", "finite_difference"))
         choice("conv_impl", settings.CONV_IMPLS)
         for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "keep_checkpoints",
-                     "log_every", "devices", "spos_candidates"):
+                     "log_every", "devices", "spos_candidates", "perturbation_steps", "partial_channels",
+                     "eigen_iterations", "es_window", "es_delta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -239,12 +240,6 @@ class SearchConfig:
                                  f"{self.relaxation!r} is hard")
             if not isinstance(self.perturbation_epsilon, (int, float)) or not 0 < self.perturbation_epsilon <= 1:
                 raise ValueError(f"perturbation_epsilon must lie in (0, 1], got {self.perturbation_epsilon!r}")
-            if isinstance(self.perturbation_steps, bool) or not isinstance(self.perturbation_steps, int) \
-                    or self.perturbation_steps < 1:
-                raise ValueError(f"perturbation_steps must be a positive integer, got {self.perturbation_steps!r}")
-        if isinstance(self.partial_channels, bool) or not isinstance(self.partial_channels, int) \
-                or self.partial_channels < 1:
-            raise ValueError(f"partial_channels must be a positive integer, got {self.partial_channels!r}")
         if self.edge_normalization and not self.relaxation_fn.differentiable:
             raise ValueError(f"edge_normalization: {self.relaxation} trains no architecture, so no edge weights")
         if self.early_stop and not self.track_eigenvalue:
@@ -252,10 +247,6 @@ class SearchConfig:
         if self.track_eigenvalue and not self.relaxation_fn.differentiable:
             raise ValueError(f"track_eigenvalue: {self.relaxation} trains no architecture, its loss has no "
                              f"curvature in it to track")
-        for name in ("eigen_iterations", "es_window", "es_delta"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.es_start_epoch, int) or self.es_start_epoch < 0:
             raise ValueError(f"es_start_epoch must be a non-negative integer, got {self.es_start_epoch!r}")
         if not isinstance(self.es_factor, (int, float)) or not self.es_factor > 0:

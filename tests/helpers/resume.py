@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = os.environ.get("JAXNAS_TEST_JIT_CACHE", str(Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache"))
 
@@ -54,3 +56,14 @@ def kill_then_resume(command, ref: Path, run: Path, checkpoint: int, finished: s
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in again.stderr
     return again
+
+
+def stop_then_resume_in_process(main, argv, ref: Path, run: Path) -> None:
+    """``main(argv(ref))`` to the end; ``main(argv(run, "--inject-nan-at", "3"))`` stops at step 3 with exit code 3
+    (a diverged run keeps its last checkpoint); ``main(argv(run))`` resumes it to the end. In this process (the CLI
+    called as a function), for tests of one method's search."""
+    assert main(argv(ref)) == 0
+    with pytest.raises(SystemExit) as stopped:
+        main(argv(run, "--inject-nan-at", "3"))
+    assert stopped.value.code == 3
+    assert main(argv(run)) == 0

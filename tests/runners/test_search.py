@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.helpers.resume import stop_then_resume_in_process
 from jaxnas.cli import main
 from jaxnas.io.checkpoint import CheckpointError, Checkpoints, flatten_state, load_arrays, unflatten_state
 from jaxnas.runners.loop import DivergedError
@@ -221,11 +222,7 @@ def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_pat
                 "--epochs", "2", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
                 "--conv-impl", "xla", "--no-progress", "--workdir", str(workdir), *extra]
 
-    assert main(argv(tmp_path / "ref")) == 0
-    with pytest.raises(SystemExit) as stopped:  # a diverged run exits 3, keeping checkpoint 2
-        main(argv(tmp_path / "run", "--inject-nan-at", "3"))
-    assert stopped.value.code == 3
-    assert main(argv(tmp_path / "run")) == 0
+    stop_then_resume_in_process(main, argv, tmp_path / "ref", tmp_path / "run")
     capsys.readouterr()
     assert records(tmp_path / "run") == records(tmp_path / "ref")
     ref = json.loads((tmp_path / "ref" / "genotype.json").read_text())
