@@ -341,6 +341,8 @@ def run(task: Task, options: LoopOptions):
     if found is not None:
         meta = found.meta
         start, sums = int(meta["global_step"]), dict(meta["epoch_sums"])
+        if "_count" in sums and not any(k.startswith("#") for k in sums):  # saved before the per-metric counts
+            sums.update({"#" + k: sums["_count"] for k in list(sums) if k != "_count"})
         state = task.resume(found.state, meta.get("task", {}))
         if is_writer:
             for name, log in logs.items():
@@ -383,8 +385,9 @@ def run(task: Task, options: LoopOptions):
                 where = f"step {g}" + (f" (epoch {epoch}, step {g % spe} of {spe})" if spe else "")
                 raise DivergedError(f"{bad[0]} is {m[bad[0]]} at {where}; the {task.kind} stopped and {last}. "
                                     f"{task.advice}")
-            for k, v in m.items():
+            for k, v in m.items():  # a metric some steps lack (e.g. val_loss under a schedule) averages its own
                 sums[k] = sums.get(k, 0.0) + v
+                sums["#" + k] = sums.get("#" + k, 0.0) + 1
             sums["_count"] = sums.get("_count", 0.0) + 1
             done = finished = g + 1
             if done % options.log_every == 0:
@@ -393,7 +396,8 @@ def run(task: Task, options: LoopOptions):
             ended = epoch if spe and done % spe == 0 else None
             if ended is not None:
                 n = max(sums.pop("_count", 1.0), 1.0)
-                write("metrics", {"kind": "epoch", "epoch": ended, "step": done, **{k: v / n for k, v in sums.items()},
+                means = {k: v / max(sums.get("#" + k, n), 1.0) for k, v in sums.items() if not k.startswith("#")}
+                write("metrics", {"kind": "epoch", "epoch": ended, "step": done, **means,
                                   **task.epoch_fields(state, ended), "time": round(time.time() - started, 3)})
                 sums = {}
             state, records, save_now = task.after_step(state, done, ended)
