@@ -57,6 +57,16 @@ ROWS = (
     ("drnas single-level", "drnas", "single-level", (0,), {}),
     ("sdarts-rs", "sdarts-rs", "bilevel-1st", (0,), {}),
     ("sdarts-adv", "sdarts-adv", "bilevel-1st", (0,), {}),
+    ("msdarts", "msdarts", "bilevel-1st", (0,), {}),
+    ("pcdarts", "pcdarts", "bilevel-1st", (0,), {}),
+    ("pcdarts single-level", "pcdarts", "single-level", (0,), {}),
+    # the early-stop rule may fire from epoch 0 on (its default start, epoch 10, is past this budget's end)
+    ("rdarts", "rdarts", "bilevel-1st", (0,), {"es_start_epoch": 0}),
+    ("dartsprime", "dartsprime", "bilevel-1st", (0,), {}),
+    ("dartsprime single-level", "dartsprime", "single-level", (0,), {}),
+    ("dartsprime clipped", "dartsprime", "bilevel-1st", (0,), {"relaxation": "clipped"}),
+    ("asap", "asap", "bilevel-1st", (0,), {}),
+    ("asap single-level", "asap", "single-level", (0,), {}),
 )
 
 
@@ -105,6 +115,8 @@ def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick)
         "val_accuracy": result.metrics.get("val_accuracy"), "steps": result.steps,
         "seconds": search_seconds(Path(cfg.workdir), time.time() - start),
         "trajectory": trajectory(Path(cfg.workdir), bench),
+        **{k: v for k, v in json.loads((Path(cfg.workdir) / "genotype.json").read_text()).items()
+           if k in ("eigenvalues", "early_stop")},
         "config": {k: v for k, v in cfg.to_json().items() if k not in ("workdir", "dataset", "progress")},
     }
 
@@ -176,6 +188,9 @@ def main(argv=None) -> int:
             print(f"{row} seed {seed}: {r['arch']} skip/pool/none {r['skip_connect']}/{r['avg_pool_3x3']}/"
                   f"{r['none']} cifar10 {r['cifar10_test']:.2f} ({r['seconds']:.0f} s)", flush=True)
     if not args.quick:
+        if args.rows and RESULTS.exists():  # a partial run replaces its own rows and keeps the others
+            ran = {(r["row"], r["seed"]) for r in results}
+            results = [r for r in json.loads(RESULTS.read_text())["rows"] if (r["row"], r["seed"]) not in ran] + results
         RESULTS.write_text(json.dumps({"budget": "NB201 C=8 N=1, full Fashion-MNIST padded to 32x32, 10 epochs x 100 "
                                                  "steps, batch 64", "status": args.status, "rows": results},
                                       indent=1) + "\n")

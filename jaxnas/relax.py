@@ -13,10 +13,13 @@ name (alias)              paper           hard   forward value / gradient to the
 ``softmax`` (darts)       DARTS           no     ``softmax(a / t)``
 ``gumbel`` (snas)         SNAS            no     ``softmax((log_softmax(a) + g) / t)``, g ~ Gumbel(0, 1)
 ``hard_gumbel`` (gdas)    GDAS            yes    one-hot sample; gradient of the soft sample (straight-through)
-``sigmoid`` (asap)        ASAP/FairDARTS  no     ``sigmoid(a / t)``, independent per op (use with an annealed ``t``)
+``sigmoid`` (asap)        FairDARTS       no     ``sigmoid(a / t)``, independent per op (the alias ``asap`` names the
+                                                 annealed sigmoid of older configs; ``--method asap`` is softmax)
 ``uniform`` (spos)        SPOS            yes    one-hot of a uniformly sampled op; no gradient to the architecture
 ``argmax``                --              yes    one-hot of the strongest op (derived cell); straight-through softmax
 ``dirichlet`` (drnas)     DrNAS           no     a sample of ``Dir(elu(a) + 1)``; pathwise gradient
+``clipped`` (crb)         DARTS-PRIME     no     ``clip(a, 0, 1)`` per op, not normalised over an edge; an op whose
+                                                 parameter reaches 0 is pruned for good (:attr:`Relaxation.project`)
 ========================  ==============  =====  ===================================================================
 
 A *hard* relaxation yields exactly one-hot forward values: the step passes ``hard=True`` to the supernet, which then
@@ -93,6 +96,13 @@ class Relaxation(NamedTuple):
       passthrough: top-level keys of the architecture dict handed to the supernet as they are (parameters the
         supernet relaxes itself, e.g. PC-DARTS's edge-normalization logits ``normal_edges``); see
         :func:`with_passthrough`.
+      initial: ``leaf -> leaf`` applied to the space's initial parameters (:meth:`initial_arch`), for a relaxation
+        that wants other starting values than the spaces' small normal draw (DARTS-PRIME's clipped weights start
+        at ``1/ops``); None: unchanged.
+      project: ``(old leaf, updated leaf) -> leaf`` applied after every architecture update (:meth:`project_arch`,
+        the search step calls it), e.g. a projection onto the relaxation's domain; None: unchanged.
+      normalized: the weights of an edge's ops sum to one, so derivations may rank edges by the softmax of the
+        parameters (the spaces' default); False: derive from the parameters themselves (``scores="values"``).
     """
 
     leaf_fn: LeafFn
@@ -101,6 +111,25 @@ class Relaxation(NamedTuple):
     differentiable: bool = True
     name: str = "custom"
     passthrough: tuple[str, ...] = ()
+    initial: Callable[[jax.Array], jax.Array] | None = None
+    project: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    normalized: bool = True
+
+    def _map_relaxed(self, fn, *trees):
+        """``fn`` over the leaves of the relaxed entries (the passthrough keys are kept as they are)."""
+        first = trees[0]
+        if self.passthrough and isinstance(first, dict):
+            return {k: (v if k in self.passthrough else jax.tree_util.tree_map(fn, *(t[k] for t in trees)))
+                    for k, v in first.items()}
+        return jax.tree_util.tree_map(fn, *trees)
+
+    def initial_arch(self, arch):
+        """The parameters a search starts from, given the space's ``init_arch`` draw."""
+        return arch if self.initial is None else self._map_relaxed(self.initial, arch)
+
+    def project_arch(self, old, new):
+        """The parameters after an update from ``old`` to ``new`` (see ``project``)."""
+        return new if self.project is None else self._map_relaxed(self.project, old, new)
 
     def __call__(self, arch, key: jax.Array | None = None, temperature: Any = 1.0):
         if self.passthrough and isinstance(arch, dict):
@@ -166,6 +195,26 @@ def dirichlet_leaf(logits, key, temperature):
     return jax.random.dirichlet(key, dirichlet_concentration(logits)).astype(logits.dtype)
 
 
+def clipped_leaf(logits, key, temperature):
+    """DARTS-PRIME's clipped activation (CRB): every op's weight is its parameter clipped to [0, 1], independently
+    of the edge's other ops, so an op's weight means the same on every edge and the derivation compares edges by
+    it. ``temperature`` is unused."""
+    del key, temperature
+    return jnp.clip(logits, 0.0, 1.0)
+
+
+def clipped_initial(leaf):
+    """DARTS-PRIME's start: ``1/ops`` plus a tenth of the spaces' ``1e-3`` normal draw (the authors' ``1/ops +
+    1e-4 N(0, 1)``)."""
+    return 1.0 / leaf.shape[-1] + 0.1 * leaf
+
+
+def clipped_project(old, new):
+    """Keep the parameters in [0, 1]; a parameter that is 0 (pruned: it reached 0) stays 0, as DARTS-PRIME's mask
+    does. Pure in ``(old, new)``: the pruned set is read off the values, no mask is stored."""
+    return jnp.where(old > 0.0, jnp.clip(new, 0.0, 1.0), 0.0)
+
+
 def argmax_leaf(logits, key, temperature):
     del key
     soft = jax.nn.softmax(logits / temperature, axis=-1)
@@ -180,9 +229,10 @@ sigmoid = Relaxation(sigmoid_leaf, name="sigmoid")
 uniform = Relaxation(uniform_leaf, hard=True, stochastic=True, differentiable=False, name="uniform")
 argmax = Relaxation(argmax_leaf, hard=True, name="argmax")
 dirichlet = Relaxation(dirichlet_leaf, stochastic=True, name="dirichlet")
+clipped = Relaxation(clipped_leaf, name="clipped", initial=clipped_initial, project=clipped_project, normalized=False)
 
 RELAXATIONS: dict[str, Relaxation] = {
-    r.name: r for r in (softmax, gumbel, hard_gumbel, sigmoid, uniform, argmax, dirichlet)
+    r.name: r for r in (softmax, gumbel, hard_gumbel, sigmoid, uniform, argmax, dirichlet, clipped)
 }
 ALIASES: dict[str, str] = {
     "darts": "softmax",
@@ -191,6 +241,7 @@ ALIASES: dict[str, str] = {
     "asap": "sigmoid",
     "spos": "uniform",
     "drnas": "dirichlet",
+    "crb": "clipped",
 }
 
 
@@ -292,6 +343,7 @@ __all__ = [
     "as_schedule",
     "asap_temperature",
     "check_same_tree",
+    "clipped",
     "constant",
     "dirichlet",
     "dirichlet_concentration",

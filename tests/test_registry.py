@@ -38,8 +38,11 @@ class ToySpace:
     def init_arch(self, key):
         return {"edge": 1e-3 * jax.random.normal(key, (1, len(self.primitives)))}
 
-    def derive(self, arch) -> ToyGenotype:
+    def derive(self, arch, scores="softmax") -> ToyGenotype:  # scores: the strongest op is the same either way
         return ToyGenotype(self.primitives[int(np.argmax(np.asarray(arch["edge"])[0]))])
+
+    def discrete_weights(self, weights):  # optional: the derived edge as weights (DARTS-PRIME's terms use it)
+        return {"edge": jax.nn.one_hot(jax.numpy.argmax(weights["edge"], -1), len(self.primitives))}
 
     def to_json(self, g: ToyGenotype) -> dict:
         return {"space": self.name, "op": g.op}
@@ -154,7 +157,8 @@ def _records(workdir, kind):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fairdarts", "drnas", "sdarts-rs", "sdarts-adv"])
+@pytest.mark.parametrize("method", ["fairdarts", "drnas", "sdarts-rs", "sdarts-adv", "msdarts", "dartsprime",
+                                    "asap", "clipped"])
 def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, toy_space, tmp_path, capsys):
     """``jaxnas search --space toy-edge --method M`` (a one-edge space: the method's step compiles in seconds); a run
     stopped after its first checkpoint (a NaN injected at step 3) and started again ends where the uninterrupted run
@@ -175,6 +179,11 @@ def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, toy_spa
         assert ref["relaxation"] == "sigmoid" and all(-2.5 <= r["penalty"] <= 0 for r in steps)
     if method == "drnas":
         assert ref["relaxation"] == "dirichlet"
+    if method == "dartsprime":  # the dynamic schedule skips the arch step while the gradient is above threshold
+        assert all(r["arch_update"] in (0.0, 1.0) and r["weight_grad_sq"] > 0 for r in steps)
+    if method == "clipped":  # clipped weights stay in [0, 1]
+        arch = np.load(tmp_path / "ref" / "arch.npz")["edge"]
+        assert arch.min() >= 0 and arch.max() <= 1
 
 
 @pytest.mark.slow
@@ -210,3 +219,49 @@ def test_rdarts_tracks_the_eigenvalue_stops_early_and_returns_the_earlier_arch(t
     again = run_search(cfg)
     assert again.resumed_from == 4 and again.steps == 4 and again.arch_string == result.arch_string
     assert _records(result.workdir, "early_stop") == [stop]
+
+
+@pytest.mark.slow
+def test_dynamic_schedule_follows_its_threshold_rule_and_epochs_average_what_ran(toy_space, tmp_path):
+    """DARTS-PRIME's schedule, replayed from the step records: an arch step exactly when the previous step's
+    squared weight-gradient norm lies in (0, threshold), the threshold doubling after a plain step and quartering
+    after an arch step (multiplier 2, frequency 2); both kinds occur, and an epoch's val_loss is the mean over the
+    steps that had one."""
+    cfg = SearchConfig(space="toy-edge", epochs=4, steps_per_epoch=6, batch_size=8, image_size=8, log_every=1,
+                       checkpoint_every=6, workdir=str(tmp_path / "dp"), progress=False, arch_schedule="dynamic",
+                       schedule_multiplier=2.0, schedule_frequency=2.0, schedule_threshold=0.05,
+                       proximity_weight=1e-3)
+    run_search(cfg)
+    steps = _records(tmp_path / "dp", "step")
+    threshold, previous = 0.05, -1.0
+    for r in steps:
+        expect = 0.0 < previous < threshold
+        assert r["arch_update"] == float(expect), r
+        assert ("val_loss" in r) == expect
+        threshold *= 0.25 if expect else 2.0
+        previous = r["weight_grad_sq"]
+    assert 0 < sum(r["arch_update"] for r in steps) < len(steps)
+    for e in _records(tmp_path / "dp", "epoch"):
+        mine = [r for r in steps if r["epoch"] == e["epoch"]]
+        vals = [r["val_loss"] for r in mine if "val_loss" in r]
+        assert e["arch_update"] == pytest.approx(np.mean([r["arch_update"] for r in mine]))
+        assert (e.get("val_loss") is None) == (not vals)
+        if vals:
+            assert e["val_loss"] == pytest.approx(np.mean(vals))
+
+
+@pytest.mark.slow
+def test_asap_prunes_during_the_search_and_pruned_ops_stay_out(toy_space, tmp_path):
+    cfg = SearchConfig(space="toy-edge", epochs=3, steps_per_epoch=4, batch_size=8, image_size=8, log_every=1,
+                       checkpoint_every=4, workdir=str(tmp_path / "asap"), progress=False, relaxation="darts",
+                       temperature="constant:1", prune_fraction=0.9, optim=search_runner.OptimConfig(a_lr=0.3))
+    result = run_search(cfg)
+    prunes = [r for r in _records(tmp_path / "asap", "prune")]
+    assert prunes and prunes[0]["pruned"] >= 1
+    records = [json.loads(line) for line in (tmp_path / "asap" / "genotypes.jsonl").read_text().splitlines()]
+    after = [r for r in records if r["epoch"] is not None and r["epoch"] > prunes[0]["epoch"]]
+    pruned = np.asarray(after[0]["arch_params"]["edge"]) <= search_runner.PRUNED / 2  # written before its prune
+    assert pruned.sum() == prunes[0]["pruned"]
+    for r in after:  # every later record keeps them pruned
+        assert (np.asarray(r["arch_params"]["edge"])[pruned] <= search_runner.PRUNED / 2).all()
+    assert result.genotype.op not in [TOY_OPS[i] for i in np.flatnonzero(pruned[0])]

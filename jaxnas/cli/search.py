@@ -77,6 +77,9 @@ _FLAGS = {  # argparse dest -> SearchConfig field
     "dirichlet_kl_weight": "dirichlet_kl_weight", "perturbation": "perturbation",
     "perturbation_epsilon": "perturbation_epsilon", "perturbation_steps": "perturbation_steps",
     "es_factor": "es_factor", "es_start_epoch": "es_start_epoch", "partial_channels": "partial_channels",
+    "perturbation_samples": "perturbation_samples", "perturbation_bandwidth": "perturbation_bandwidth",
+    "proximity_weight": "proximity_weight", "admm_weight": "admm_weight", "admm_every": "admm_every",
+    "arch_schedule": "arch_schedule", "schedule_frequency": "schedule_frequency", "prune_fraction": "prune_fraction",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
 
@@ -116,10 +119,12 @@ def register(sub) -> None:
                    "flags given here override its values")
     p.add_argument("--space", choices=searchable_spaces(), help=f"search space (default {d.space})")
     p.add_argument("--method", choices=tuple(METHODS) + tuple(sorted(relax.RELAXATIONS)),
-                   help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), asap (sigmoid), spos (uniform single "
-                        f"path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / sdarts-adv (perturbed "
-                        f"weight step), rdarts (eigenvalue early stop), pcdarts (partial channels, edge "
-                        f"normalization), or a relaxation's name "
+                   help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), asap (annealed softmax, pruning), spos "
+                        f"(uniform single path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / "
+                        f"sdarts-adv (perturbed weight step), msdarts (mean-shifted weight step), rdarts (eigenvalue "
+                        f"early stop), pcdarts (partial channels, edge normalization), dartsprime (proximity term, "
+                        f"dynamic arch-step schedule), or "
+                        f"a relaxation's name (e.g. clipped: DARTS-PRIME's activation) "
                         f"(default {d.relaxation}); docs/methods.md")
     p.add_argument("--optimization", choices=tuple(OPTIMIZATIONS), help=f"default {d.optimization}; spos ignores it")
     p.add_argument("--dataset", help=f"data set name or path (default {d.dataset}: the Fashion-MNIST subset "
@@ -152,11 +157,14 @@ def register(sub) -> None:
     m.add_argument("--zero-one-weight", type=float, help="FairDARTS zero-one loss weight (fairdarts: 10)")
     m.add_argument("--dirichlet-kl-weight", type=float, help="DrNAS KL anchor regularizer weight (drnas: 0, its "
                    "default anchor being the arch weight decay)")
-    m.add_argument("--perturbation", choices=("none", "random", "adversarial"),
-                   help="SDARTS weight-step perturbation (sdarts-rs: random, sdarts-adv: adversarial)")
+    m.add_argument("--perturbation", choices=("none", "random", "adversarial", "mean-shift"),
+                   help="weight-step perturbation (sdarts-rs: random, sdarts-adv: adversarial, msdarts: mean-shift)")
     m.add_argument("--perturbation-epsilon", type=float, help="SDARTS largest radius, reached in the last epoch "
                    "(default 0.3)")
-    m.add_argument("--perturbation-steps", type=int, help="SDARTS-ADV ascent steps (default 7)")
+    m.add_argument("--perturbation-steps", type=int, help="SDARTS-ADV ascent steps (default 7), MS-DARTS "
+                   "mean-shift iterations (msdarts: 2)")
+    m.add_argument("--perturbation-samples", type=int, help="MS-DARTS points per mean-shift iteration (default 3)")
+    m.add_argument("--perturbation-bandwidth", type=float, help="MS-DARTS kernel bandwidth (default 1)")
     m.add_argument("--partial-channels", type=int, help="PC-DARTS: 1/K of the channels through each mixed op "
                    "(pcdarts: 4; 1: the plain supernet)")
     m.add_argument("--edge-normalization", action="store_true", help="PC-DARTS edge normalization (pcdarts: on)")
@@ -166,6 +174,17 @@ def register(sub) -> None:
                    "(rdarts: on; needs --track-eigenvalue)")
     m.add_argument("--es-factor", type=float, help="RobustDARTS early-stop factor (default 1.3)")
     m.add_argument("--es-start-epoch", type=int, help="RobustDARTS: no early stop before this epoch (default 10)")
+    m.add_argument("--proximity-weight", type=float, help="DARTS-PRIME proximity term towards the derived cell "
+                   "(dartsprime: 1e-3)")
+    m.add_argument("--admm-weight", type=float, help="DARTS-PRIME ADMM term towards a discrete cell (0: off; the "
+                   "authors' 1e-3)")
+    m.add_argument("--admm-every", type=int, help="DARTS-PRIME: arch steps between ADMM's updates (default 10)")
+    m.add_argument("--arch-schedule", choices=("every-step", "dynamic"), help="architecture step with every weight "
+                   "step, or DARTS-PRIME's dynamic schedule from the weight gradient (dartsprime: dynamic)")
+    m.add_argument("--schedule-frequency", type=float, help="DARTS-PRIME: weight steps per arch step the dynamic "
+                   "schedule aims at (default 10)")
+    m.add_argument("--prune-fraction", type=float, help="ASAP: after every epoch prune ops whose weight is below "
+                   "this fraction of 1/ops (asap: 0.4)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "

@@ -30,6 +30,7 @@ of ``spos_candidates`` sampled genotypes on architecture-half batches with the t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxnas import registry
 from jaxnas import relax as relax_lib
@@ -67,7 +69,6 @@ METHODS: dict[str, dict] = {
     "darts": {"relaxation": "darts"},
     "snas": {"relaxation": "snas"},
     "gdas": {"relaxation": "gdas"},
-    "asap": {"relaxation": "asap"},
     "spos": {"relaxation": "spos"},
     # FairDARTS: independent sigmoid weights (temperature 1) and the zero-one loss, weight 10 (the paper's w_01)
     "fairdarts": {"relaxation": "sigmoid", "temperature": "constant:1", "zero_one_weight": 10.0},
@@ -76,11 +77,25 @@ METHODS: dict[str, dict] = {
     # SDARTS: the weight step's edge weights perturbed, epsilon 0.03 rising to 0.3 over the epochs (the paper's)
     "sdarts-rs": {"relaxation": "darts", "perturbation": "random"},
     "sdarts-adv": {"relaxation": "darts", "perturbation": "adversarial"},
+    # MS-DARTS: the weight step at a mean-shifted point of the edge weights (the authors' code: epsilon 0.025 rising
+    # to 0.25, 2 iterations of 3 samples, bandwidth 1)
+    "msdarts": {"relaxation": "darts", "perturbation": "mean-shift", "perturbation_epsilon": 0.25,
+                "perturbation_steps": 2},
     # PC-DARTS: 1/4 of the channels through each mixed op, and edge normalization
     "pcdarts": {"relaxation": "darts", "partial_channels": 4, "edge_normalization": True},
     # RobustDARTS (DARTS-ES): the val-loss Hessian's dominant eigenvalue after every epoch, and the early stop
     "rdarts": {"relaxation": "darts", "track_eigenvalue": True, "early_stop": True},
+    # DARTS-PRIME: the authors' README command (--reg prox --dyno_schedule --schedfreq 10): softmax weights, the
+    # proximity term (rho 1e-3) and the dynamic schedule of arch steps; their clipped activation is
+    # ``relaxation="clipped"``, their ADMM term ``admm_weight``
+    "dartsprime": {"relaxation": "darts", "proximity_weight": 1e-3, "arch_schedule": "dynamic"},
+    # ASAP: softmax annealed 1.6 * 0.95^epoch, ops below 0.4 / ops pruned after every epoch (UniNAS's settings;
+    # the paper's text was not readable here, docs/methods.md)
+    "asap": {"relaxation": "darts", "temperature": "exp:1.6,0.051293,0.01", "prune_fraction": 0.4},
 }
+
+ARCH_SCHEDULES = ("every-step", "dynamic")
+PRUNED = -1e4  # the parameter of a pruned op (ASAP): its softmax weight is exactly 0 at any temperature used
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
 NON_IDENTITY_FIELDS = ("devices", "inject_nan_at")  # beside loop.RUN_FIELDS
@@ -88,7 +103,10 @@ NON_IDENTITY_FIELDS = ("devices", "inject_nan_at")  # beside loop.RUN_FIELDS
 # lacks one is compared as if it had the default, so a run started before they existed resumes.
 OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "perturbation_epsilon",
                    "perturbation_steps", "partial_channels", "edge_normalization", "track_eigenvalue",
-                   "eigen_iterations", "early_stop", "es_window", "es_delta", "es_factor", "es_start_epoch")
+                   "eigen_iterations", "early_stop", "es_window", "es_delta", "es_factor", "es_start_epoch",
+                   "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
+                   "schedule_multiplier", "schedule_threshold", "prune_fraction", "perturbation_samples",
+                   "perturbation_bandwidth")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -127,6 +145,9 @@ class SearchConfig:
         bi-level weight step's edge weights (:class:`jaxnas.search.steps.WeightPerturbation`);
         ``perturbation_epsilon``: its largest radius, reached in the last epoch (the radius rises linearly from 0.03
         at epoch 0, as in SDARTS; default 0.3, the paper's); ``perturbation_steps``: SDARTS-ADV's ascent steps (7).
+      perturbation ``mean-shift`` (MS-DARTS): ``perturbation_steps`` mean-shift iterations (``--method msdarts``:
+        2) of ``perturbation_samples`` points (3) with a Gaussian kernel of ``perturbation_bandwidth`` (1), the
+        radius rising from a tenth of ``perturbation_epsilon`` (msdarts: 0.25) to all of it, as the authors' code.
       partial_channels: PC-DARTS: 1/K of every edge's channels through its mixed op, the rest around it (1: the
         plain supernet; ``--method pcdarts``: 4, the paper's CIFAR setting); the width must divide by it.
       edge_normalization: PC-DARTS: one logit more per edge (``normal_edges`` ...), softmax-normalised over each
@@ -137,6 +158,18 @@ class SearchConfig:
       early_stop: RobustDARTS's DARTS-ES rule (:func:`jaxnas.search.curvature.early_stop_epoch`, the authors'
         defaults ``es_window`` 5, ``es_delta`` 4, ``es_factor`` 1.3, ``es_start_epoch`` 10): the search stops when
         the eigenvalue's local average grows by the factor and returns the architecture of the earlier epoch.
+      proximity_weight: DARTS-PRIME's proximity term towards the derived cell
+        (:func:`jaxnas.search.regularizers.proximity`, rising with the search's progress; 0: none; ``--method dartsprime``: 1e-3, the authors' rho);
+        ``admm_weight``: its ADMM term (:func:`~jaxnas.search.regularizers.admm`; 0: none; the authors' rho 1e-3),
+        ``admm_every``: architecture updates between ADMM's discrete/dual updates (10).
+      arch_schedule: ``every-step`` (an architecture step with every weight step) or ``dynamic`` (DARTS-PRIME's
+        informed schedule: an architecture step only when the last weight step's squared gradient norm is below a
+        threshold that grows by ``schedule_multiplier`` (1.05) after every step without one and shrinks by
+        ``schedule_multiplier ** schedule_frequency`` after one, so about one step in ``schedule_frequency`` (10)
+        updates the architecture; the threshold starts at ``schedule_threshold`` (1.0)).
+      prune_fraction: ASAP: after every epoch, ops whose relaxed weight (at that step's temperature) is below
+        ``prune_fraction / ops`` are pruned for good (their parameter is set to -1e4, so their weight is 0; the
+        supernet still computes them); 0: no pruning; ``--method asap``: 0.4.
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -172,6 +205,8 @@ class SearchConfig:
     perturbation: str = "none"
     perturbation_epsilon: float = 0.3
     perturbation_steps: int = 7
+    perturbation_samples: int = 3
+    perturbation_bandwidth: float = 1.0
     partial_channels: int = 1
     edge_normalization: bool = False
     track_eigenvalue: bool = False
@@ -181,6 +216,14 @@ class SearchConfig:
     es_delta: int = 4
     es_factor: float = 1.3
     es_start_epoch: int = 10
+    proximity_weight: float = 0.0
+    admm_weight: float = 0.0
+    admm_every: int = 10
+    arch_schedule: str = "every-step"
+    schedule_frequency: float = 10.0
+    schedule_multiplier: float = 1.05
+    schedule_threshold: float = 1.0
+    prune_fraction: float = 0.0
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -202,8 +245,8 @@ class SearchConfig:
         choice("hessian", ("exact", "finite_difference"))
         choice("conv_impl", settings.CONV_IMPLS)
         for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "keep_checkpoints",
-                     "log_every", "devices", "spos_candidates", "perturbation_steps", "partial_channels",
-                     "eigen_iterations", "es_window", "es_delta"):
+                     "log_every", "devices", "spos_candidates", "perturbation_steps", "partial_channels", "perturbation_samples",
+                     "eigen_iterations", "es_window", "es_delta", "admm_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -240,6 +283,9 @@ class SearchConfig:
                                  f"{self.relaxation!r} is hard")
             if not isinstance(self.perturbation_epsilon, (int, float)) or not 0 < self.perturbation_epsilon <= 1:
                 raise ValueError(f"perturbation_epsilon must lie in (0, 1], got {self.perturbation_epsilon!r}")
+            if not isinstance(self.perturbation_bandwidth, (int, float)) or not self.perturbation_bandwidth > 0:
+                raise ValueError(f"perturbation_bandwidth must be a positive number, got "
+                                 f"{self.perturbation_bandwidth!r}")
         if self.edge_normalization and not self.relaxation_fn.differentiable:
             raise ValueError(f"edge_normalization: {self.relaxation} trains no architecture, so no edge weights")
         if self.early_stop and not self.track_eigenvalue:
@@ -251,6 +297,40 @@ class SearchConfig:
             raise ValueError(f"es_start_epoch must be a non-negative integer, got {self.es_start_epoch!r}")
         if not isinstance(self.es_factor, (int, float)) or not self.es_factor > 0:
             raise ValueError(f"es_factor must be a positive number, got {self.es_factor!r}")
+        for name in ("proximity_weight", "admm_weight", "prune_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        relaxation = self.relaxation_fn
+        if (self.proximity_weight or self.admm_weight) and (relaxation.stochastic or not relaxation.differentiable):
+            raise ValueError(f"proximity_weight / admm_weight (DARTS-PRIME) pull deterministic edge weights towards "
+                             f"the derived cell; {self.relaxation!r} samples them (use darts or clipped)")
+        space = registry.get_space(self.space)
+        if (self.proximity_weight or self.admm_weight) and not hasattr(space, "discrete_weights"):
+            raise ValueError(f"proximity_weight / admm_weight need the derived cell as weights; space {self.space!r} "
+                             f"has no discrete_weights (nb201 and darts have)")
+        if not relaxation.normalized and "scores" not in inspect.signature(space.derive).parameters:
+            raise ValueError(f"relaxation {self.relaxation!r} is not normalised per edge, and space {self.space!r}'s "
+                             f"derive takes no scores= to rank its weights directly (nb201 and darts do)")
+        choice("arch_schedule", ARCH_SCHEDULES)
+        if self.arch_schedule == "dynamic" and self.perturbation != "none":
+            raise ValueError("arch_schedule 'dynamic' runs plain weight steps between architecture steps; SDARTS's "
+                             "perturbation of the weight step does not combine with it")
+        if self.arch_schedule == "dynamic" and not relaxation.differentiable:
+            raise ValueError(f"arch_schedule 'dynamic' schedules architecture steps; {self.relaxation} has none")
+        for name in ("schedule_frequency", "schedule_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not isinstance(self.schedule_multiplier, (int, float)) or not self.schedule_multiplier > 1:
+            raise ValueError(f"schedule_multiplier must be a number > 1, got {self.schedule_multiplier!r}")
+        if self.prune_fraction:
+            if relaxation.name != "softmax":
+                raise ValueError(f"prune_fraction (ASAP) prunes softmax weights; {self.relaxation!r} is not softmax "
+                                 f"(clipped prunes by itself)")
+            if self.prune_fraction >= 1:
+                raise ValueError(f"prune_fraction must be below 1 (it is a fraction of 1/ops: at 1 or more an edge "
+                                 f"of equal weights would lose every op), got {self.prune_fraction!r}")
         if (self.zero_one_weight or self.dirichlet_kl_weight) and not self.relaxation_fn.differentiable:
             raise ValueError(f"{self.relaxation} trains no architecture: zero_one_weight and dirichlet_kl_weight "
                              f"do not apply")
@@ -313,18 +393,57 @@ def arch_objective_terms(config: SearchConfig) -> dict:
     return terms
 
 
+def arch_optimizer(config: SearchConfig, space, total_steps: int):
+    """The architecture optimizer of a config: DARTS-PRIME's proximity and ADMM terms (where set) chained before
+    :func:`jaxnas.search.make_arch_optimizer`'s Adam."""
+    base = make_arch_optimizer(config.optim)
+    if not (config.proximity_weight or config.admm_weight):
+        return base
+    relaxation = search_relaxation(config, space)
+
+    def activation(arch):
+        return relaxation(arch, None, 1.0)
+
+    parts = []
+    if config.proximity_weight:
+        parts.append(regularizers.proximity(activation, space.discrete_weights, float(config.proximity_weight),
+                                            total_steps))
+    if config.admm_weight:
+        parts.append(regularizers.admm(activation, space.discrete_weights, float(config.admm_weight),
+                                       config.admm_every))
+    return optax.chain(*parts, base)
+
+
+def prune_arch(arch, temperature: float, threshold: float):
+    """ASAP's pruning: ``(arch, pruned count)`` with every op whose softmax weight at ``temperature`` is below
+    ``threshold / ops`` (or that was pruned before) set to :data:`PRUNED`. An edge's strongest op is never below
+    ``1 / ops``, so every edge keeps one."""
+    def one(a):
+        a = np.asarray(a)
+        w = np.asarray(jax.nn.softmax(jnp.asarray(a, jnp.float32) / temperature, axis=-1))
+        out = np.where((w < threshold / a.shape[-1]) | (a <= PRUNED / 2), np.float32(PRUNED), a).astype(a.dtype)
+        return out
+
+    pruned = jax.tree_util.tree_map(one, arch)
+    count = sum(int((np.asarray(a) <= PRUNED / 2).sum()) for a in jax.tree_util.tree_leaves(pruned))
+    return pruned, count
+
+
 def weight_perturbation(config: SearchConfig, steps_per_epoch: int) -> WeightPerturbation | None:
     """SDARTS's perturbation of a config: radius 0.03 at epoch 0 rising linearly to ``perturbation_epsilon`` at the
-    last epoch (the authors' schedule, ``0.03 + (eps - 0.03) * epoch / epochs``), or None."""
+    last epoch (the authors' schedule, ``0.03 + (eps - 0.03) * epoch / epochs``; MS-DARTS's starts at ``eps / 10``),
+    or None."""
     if config.perturbation == "none":
         return None
-    start, end, epochs = 0.03, float(config.perturbation_epsilon), config.epochs
+    end, epochs = float(config.perturbation_epsilon), config.epochs
+    start = end / 10 if config.perturbation == "mean-shift" else 0.03
 
     def epsilon(step):
         epoch = jnp.asarray(step, jnp.int32) // steps_per_epoch
         return start + (end - start) * epoch.astype(jnp.float32) / epochs
 
-    return WeightPerturbation(config.perturbation, epsilon, config.perturbation_steps)
+    return WeightPerturbation(config.perturbation, epsilon, config.perturbation_steps, config.perturbation_samples,
+                              float(config.perturbation_bandwidth))
 
 
 def parse_temperature(spec: str):
@@ -517,9 +636,10 @@ class ImageSearchTask(loop.Task):
             self.mesh = None
         self.model = build_supernet(cfg, num_classes)
         self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
-        self.a_opt = make_arch_optimizer(cfg.optim)
+        self.a_opt = arch_optimizer(cfg, self.space, self.total_steps)
+        self.derive_options = {} if cfg.relaxation_fn.normalized else {"scores": "values"}
         common = dict(relaxation=search_relaxation(cfg, self.space), w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
-                      mesh=self.mesh, **arch_objective_terms(cfg))
+                      mesh=self.mesh, report_weight_grad=cfg.arch_schedule == "dynamic", **arch_objective_terms(cfg))
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
         if cfg.track_eigenvalue and self.processes > 1:
             raise ValueError("track_eigenvalue (RobustDARTS) runs on one process for now; drop it or run on one host")
@@ -527,13 +647,17 @@ class ImageSearchTask(loop.Task):
         self.eigenvalues: list[float] = []  # after every epoch (RobustDARTS), kept in the checkpoints' meta
         self.epoch_archs: dict[str, Any] = {}  # the architecture after every epoch, for the early stop's return
         self.stop_epoch: int | None = None
+        # DARTS-PRIME's dynamic schedule: the last weight step's squared gradient norm (-1: none yet) and the
+        # threshold below which it lets an architecture step run; kept in the checkpoints' meta
+        self.schedule = {"grad_sq": -1.0, "threshold": float(cfg.schedule_threshold)}
+        self.temperature = temperature_schedule(cfg, spe)
         if self.mode != "weights":
             self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
                                               weight_perturbation=weight_perturbation(cfg, spe), **common)
 
     def init(self):
         k_arch, k_init = jax.random.split(jax.random.key(self.cfg.seed))
-        arch = self.space.init_arch(k_arch)
+        arch = search_relaxation(self.cfg, self.space).initial_arch(self.space.init_arch(k_arch))
         state = init_state(self.model, arch, self.w_half.image_shape, k_init, self.w_opt, self.a_opt)
         g_json, g_text = self._genotype(state)
         return state, [("genotypes", {"epoch": None, "step": 0, "genotype": g_json, "arch": g_text,
@@ -558,23 +682,46 @@ class ImageSearchTask(loop.Task):
         cfg = self.cfg
         epoch, i = divmod(index, self.steps_per_epoch)
         batch = self._batch(self.w_half, epoch, i, 0)
-        if epoch < cfg.warmup_epochs or self.mode == "weights":
+        searching = epoch >= cfg.warmup_epochs and self.mode != "weights"
+        if cfg.arch_schedule == "dynamic":
+            return self._scheduled_step(state, batch, epoch, i, searching)
+        if not searching:
             return self.steps["weights"](state, batch)
         if self.mode == "single":
             return self.steps[self.mode](state, batch)
         return self.steps[self.mode](state, batch, self._batch(self.a_half, epoch, i, 1))
 
+    def _scheduled_step(self, state, batch, epoch, i, searching):
+        """DARTS-PRIME's dynamic schedule: an architecture step (with the weight step) only when the previous weight
+        step's squared gradient norm lies in (0, threshold); the threshold shrinks by ``multiplier ** frequency``
+        after an architecture step and grows by ``multiplier`` after a step without one (after the authors'
+        train_scheduled_hard_statebn.py)."""
+        cfg, sched = self.cfg, self.schedule
+        arch_step = searching and 0.0 < sched["grad_sq"] < sched["threshold"]
+        if arch_step:
+            args = (batch,) if self.mode == "single" else (batch, self._batch(self.a_half, epoch, i, 1))
+            state, metrics = self.steps[self.mode](state, *args)
+            sched["threshold"] *= float(cfg.schedule_multiplier) ** -float(cfg.schedule_frequency)
+        else:
+            state, metrics = self.steps["weights"](state, batch)
+            if searching:
+                sched["threshold"] *= float(cfg.schedule_multiplier)
+        sched["grad_sq"] = float(np.asarray(metrics["weight_grad_sq"]))
+        return state, {**metrics, "arch_update": float(arch_step)}
+
     def _genotype(self, state):
-        g = self.space.derive(loop.host(state.arch))
+        g = self.space.derive(loop.host(state.arch), **self.derive_options)
         return self.space.to_json(g), self.space.format(g)
 
     def meta(self):
-        return {"eigenvalues": self.eigenvalues, "epoch_archs": self.epoch_archs, "stop_epoch": self.stop_epoch}
+        return {"eigenvalues": self.eigenvalues, "epoch_archs": self.epoch_archs, "stop_epoch": self.stop_epoch,
+                "schedule": dict(self.schedule)}
 
     def resume(self, state, meta):
         self.eigenvalues = [float(v) for v in meta.get("eigenvalues", [])]
         self.epoch_archs = dict(meta.get("epoch_archs", {}))
         self.stop_epoch = meta.get("stop_epoch")
+        self.schedule = {k: float(v) for k, v in meta.get("schedule", self.schedule).items()}
         return state
 
     def stopped(self):
@@ -598,6 +745,16 @@ class ImageSearchTask(loop.Task):
         records = [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text,
                                   "arch_params": arch_params_json(state.arch)})]
         cfg = self.cfg
+        if cfg.prune_fraction and epoch >= cfg.warmup_epochs:  # ASAP: at the next step's temperature
+            temperature = float(np.asarray(self.temperature(done)))
+            current = loop.host(state.arch)
+            before = sum(int((np.asarray(a) <= PRUNED / 2).sum()) for a in jax.tree_util.tree_leaves(current))
+            arch, count = prune_arch(current, temperature, float(cfg.prune_fraction))
+            if count > before:
+                placed = jax.tree_util.tree_map(lambda ref, a: jax.device_put(a, ref.sharding), state.arch, arch)
+                state = state.replace(arch=placed)
+                records.append(("metrics", {"kind": "prune", "epoch": epoch, "step": done, "pruned": count,
+                                            "temperature": round(temperature, 5)}))
         if cfg.early_stop:
             self.epoch_archs[str(epoch)] = jax.tree_util.tree_map(lambda a: np.asarray(a).tolist(),
                                                                   loop.host(state.arch))
@@ -626,7 +783,7 @@ class ImageSearchTask(loop.Task):
             genotype, candidates = spos_select(self.model, host_state, space, self.a_half, cfg)
             extra = {"spos_candidates": candidates}
         else:
-            genotype, extra = space.derive(arch_final), {}
+            genotype, extra = space.derive(arch_final, **self.derive_options), {}
         g_json, g_text = space.to_json(genotype), space.format(genotype)
         final = run.last_epoch(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "temperature", "lr"))
         run.log({"kind": "final", "step": run.total_steps, "arch": g_text, "genotype": g_json, **final,

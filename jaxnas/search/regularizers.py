@@ -7,12 +7,29 @@ parameters (``make_step(arch_penalty=..., arch_regularizer=...)`` adds them to t
 * :func:`dirichlet_kl` (DrNAS, Chen et al. 2021): ``sum over edges KL(Dir(elu(a) + 1) || Dir(1))``, the KL form of
   DrNAS's anchor regularizer (its code's ``reg_type='kl'``). DrNAS's default is the L2 form, which is the
   architecture optimizer's weight decay (``a_weight_decay``, 1e-3 here as there).
+
+DARTS-PRIME's (Maile et al. 2021) terms towards a discrete cell need state or the step, so they are optax
+transformations of the architecture gradient (chain them before the architecture optimizer; ``make_step`` passes
+``step=`` to every update):
+
+* :func:`proximity`: adds the gradient of ``progress * rho / 2 * sum_cells ||w - D(w)||`` (``w`` the relaxed
+  weights, ``D(w)`` the derived cell as one-hot weights, held constant, ``progress`` = step / total steps, rising
+  from 0 to 1 as the authors' ``clock / 50`` over their 50 epochs); ``rho = 1e-3``.
+* :func:`admm`: the ADMM splitting of ``w = z`` with ``z`` discrete: adds the gradient of
+  ``rho / 2 * sum_cells ||(w - z + u) * m||`` (``m``: the ops still alive), and every ``every`` architecture updates
+  sets ``z = D(w + u)``, then ``u = u + (w - z) * m``. Both norms are plain (not squared) L2 norms per cell, as in
+  the authors' code. Reading: their code updates ``u`` and ``z`` from the raw parameters (``x - z``,
+  ``D(activate(x + u))``), which for their clipped activation inside [0, 1] is the relaxed weight; here the scaled
+  ADMM on the relaxed weights is used for every relaxation, and ``z`` starts at ``w`` (theirs: at the parameters).
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
+import optax
 from jax.scipy.special import digamma, gammaln
 
 from jaxnas.relax import dirichlet_concentration
@@ -44,4 +61,89 @@ def dirichlet_kl(arch) -> jax.Array:
     return total
 
 
-__all__ = ["dirichlet_kl", "dirichlet_kl_divergence", "zero_one_loss"]
+def _cell_norm(x) -> jax.Array:
+    """The L2 norm of one cell's weights, with a finite gradient at 0 (a weight already discrete)."""
+    return optax.safe_norm(jnp.ravel(x), 0.0)
+
+
+def proximity_penalty(weights, discrete, rho, progress) -> jax.Array:
+    """``progress * rho / 2 * sum over the cells of ||w - d||`` (DARTS-PRIME's proximity term)."""
+    return progress * rho / 2 * sum(_cell_norm(weights[k] - discrete[k]) for k in discrete)
+
+
+def proximity(activation: Callable, discretize: Callable, rho: float, total_steps: int
+              ) -> optax.GradientTransformationExtraArgs:
+    """DARTS-PRIME's proximity regularization of the architecture (see the module docstring).
+
+    ``activation``: ``arch -> weights`` (the search's relaxation, deterministic); ``discretize``: ``weights ->
+    one-hot weights of the derived cell`` (e.g. :meth:`jaxnas.spaces.DartsSpace.discrete_weights`); ``rho``: the
+    authors' 1e-3; ``total_steps``: the search's steps (progress = ``step / total_steps``).
+    """
+    total = float(max(int(total_steps), 1))
+
+    def penalty(arch, step):
+        w = activation(arch)
+        d = jax.lax.stop_gradient(discretize(w))
+        return proximity_penalty(w, d, rho, jnp.minimum(jnp.asarray(step, jnp.float32) / total, 1.0))
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None, *, step=None, **extra):
+        del extra
+        if params is None or step is None:
+            raise ValueError("proximity needs the architecture parameters and step= (make_step passes both)")
+        return jax.tree_util.tree_map(jnp.add, updates, jax.grad(penalty)(params, step)), state
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+class AdmmState(NamedTuple):
+    """ADMM's auxiliary discrete weights ``z``, scaled dual ``u`` (op entries only) and update count."""
+
+    count: jax.Array
+    z: Any
+    u: Any
+
+
+def admm(activation: Callable, discretize: Callable, rho: float, every: int = 10
+         ) -> optax.GradientTransformationExtraArgs:
+    """DARTS-PRIME's ADMM regularization of the architecture (see the module docstring): ``rho`` 1e-3 and
+    ``every`` 10 architecture updates, the authors' defaults."""
+    if every < 1:
+        raise ValueError(f"admm: every must be >= 1, got {every}")
+
+    def ops_of(tree, keys):
+        return {k: tree[k] for k in keys}
+
+    def init(params):
+        w = activation(params)
+        keys = tuple(discretize(w))
+        z = ops_of(w, keys)
+        return AdmmState(jnp.zeros((), jnp.int32), z, jax.tree_util.tree_map(jnp.zeros_like, z))
+
+    def update(updates, state, params=None, **extra):
+        del extra
+        if params is None:
+            raise ValueError("admm needs the architecture parameters")
+        keys = tuple(state.z)
+        w = jax.lax.stop_gradient(ops_of(activation(params), keys))
+        alive = {k: (w[k] > 0).astype(w[k].dtype) for k in keys}
+        refresh = (state.count > 0) & (state.count % every == 0)
+        new_z = discretize({k: w[k] + state.u[k] for k in keys})
+        z = {k: jnp.where(refresh, new_z[k], state.z[k]) for k in keys}
+        u = {k: jnp.where(refresh, state.u[k] + (w[k] - z[k]) * alive[k], state.u[k]) for k in keys}
+
+        def penalty(arch):
+            wa = activation(arch)
+            return rho / 2 * sum(_cell_norm((wa[k] - z[k] + u[k]) * alive[k]) for k in keys)
+
+        grads = jax.grad(penalty)(params)
+        return jax.tree_util.tree_map(jnp.add, updates, grads), AdmmState(state.count + 1, z, u)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+__all__ = ["AdmmState", "admm", "dirichlet_kl", "dirichlet_kl_divergence", "proximity", "proximity_penalty",
+           "zero_one_loss"]

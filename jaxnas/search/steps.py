@@ -309,16 +309,38 @@ class WeightPerturbation(NamedTuple):
 
     ``kind``: ``random`` (SDARTS-RS: uniform noise in the ball) or ``adversarial`` (SDARTS-ADV: ``steps`` steps of
     sign-gradient ascent on the weight step's loss, step size ``2 epsilon / steps``, from a random start, kept only
-    if it raised the loss). ``epsilon``: a number or a schedule ``step -> epsilon`` (the paper's: 0.03 rising
-    linearly over the epochs to 0.3 for RS and ADV on NB201; :func:`jaxnas.runners.search` builds it).
+    if it raised the loss), or ``mean-shift`` (MS-DARTS, Hsieh et al. 2021: ``steps`` mean-shift iterations, each
+    drawing ``samples`` points ``x_i`` uniformly in the ball around the current point ``c`` (projected), and moving
+    ``c`` to ``sum_i p_i k_i x_i / sum_i p_i k_i`` per cell, ``p = softmax`` of the points' weight-step losses and
+    ``k_i = exp(-||c - x_i||^2 / (2 bandwidth^2))`` the Gaussian kernel; the authors' defaults ``steps`` 2,
+    ``samples`` 3, ``bandwidth`` 1). ``epsilon``: a number or a schedule ``step -> epsilon`` (the papers': SDARTS
+    0.03 rising linearly over the epochs to 0.3; MS-DARTS 0.025 rising to 0.25; :func:`jaxnas.runners.search`
+    builds them).
     """
 
     kind: str = "random"
     epsilon: Any = 0.03
     steps: int = 7
+    samples: int = 3
+    bandwidth: float = 1.0
 
 
-PERTURBATIONS = ("random", "adversarial")
+PERTURBATIONS = ("random", "adversarial", "mean-shift")
+
+
+def mean_shift_point(center, samples, losses, bandwidth: float):
+    """One MS-DARTS mean-shift update of ``center`` (a weight tree) from ``samples`` (the same tree with a leading
+    axis of points) and their ``losses``: per leaf (cell), ``sum_i p_i k_i x_i / sum_i p_i k_i`` with
+    ``p = softmax(losses)`` and ``k_i = exp(-||center - x_i||^2 / (2 bandwidth^2))``. (The authors' kernel also
+    has the factor ``1 / (bandwidth sqrt(2 pi))``; it cancels in the ratio.)"""
+    p = jax.nn.softmax(losses)
+
+    def one(c, x):
+        dist2 = jnp.sum(jnp.square(x - c[None]).reshape(x.shape[0], -1), axis=1) / bandwidth ** 2
+        weight = p * jnp.exp(-0.5 * dist2)
+        return jnp.tensordot(weight, x, axes=1) / weight.sum()
+
+    return jax.tree_util.tree_map(one, center, samples)
 
 
 def project_weights(v: jax.Array) -> jax.Array:
@@ -366,6 +388,7 @@ def make_step(
     arch_penalty: Callable[[Any], jax.Array] | None = None,
     arch_regularizer: Callable[[Any], jax.Array] | None = None,
     weight_perturbation: WeightPerturbation | None = None,
+    report_weight_grad: bool = False,
     xi: float | Callable[[jax.Array], jax.Array] | None = None,
     hessian: str = "exact",
     fd_radius: float = 0.01,
@@ -382,7 +405,8 @@ def make_step(
       relaxation: a name in :data:`jaxnas.relax.RELAXATIONS` (or alias) or a :class:`~jaxnas.relax.Relaxation`;
         its ``hard`` flag is passed to the supernet as ``hard=``.
       w_optimizer / a_optimizer: optax transformations for weights / architecture parameters (see
-        :func:`make_weight_optimizer`, :func:`make_arch_optimizer`); ``a_optimizer`` only for arch-updating modes.
+        :func:`make_weight_optimizer`, :func:`make_arch_optimizer`); ``a_optimizer`` only for arch-updating modes;
+        its update is called with ``step=`` (optax extra args; plain transformations ignore it).
       loss_fn: ``(logits, labels) -> scalar``.
       accuracy_fn: ``(logits, labels) -> scalar`` reported as ``accuracy`` / ``val_accuracy``; ``None`` (e.g. for
         regression or language modelling) reports no accuracy.
@@ -395,6 +419,8 @@ def make_step(
         as ``penalty``.
       weight_perturbation: SDARTS (:class:`WeightPerturbation`): the bi-level weight step's edge weights perturbed
         (random or adversarial); the architecture step is unchanged.
+      report_weight_grad: also report ``weight_grad_sq``, the squared norm of the weight step's gradient (before
+        clipping; DARTS-PRIME's dynamic schedule of architecture steps reads it).
       xi: inner learning rate of the second-order unroll: a number or ``step -> xi``; ``None`` (DARTS) takes the
         learning rate of this step's weight update from an ``inject_hyperparams`` weight optimizer (as
         :func:`make_weight_optimizer` builds).
@@ -434,6 +460,8 @@ def make_step(
                              f"{mode!r} has no separate weight step")
         if relaxation.hard:
             raise ValueError(f"a weight perturbation (SDARTS) needs soft edge weights; {relaxation.name!r} is hard")
+        if perturb.kind == "mean-shift" and not (perturb.samples >= 1 and perturb.bandwidth > 0):
+            raise ValueError(f"a mean-shift perturbation needs samples >= 1 and bandwidth > 0, got {perturb!r}")
         epsilon_at = relax_lib.as_schedule(perturb.epsilon)
     if mode == "bilevel-2nd" and xi is None:
         probe = jax.eval_shape(w_optimizer.init, {"w": jax.ShapeDtypeStruct((1,), jnp.float32)})
@@ -443,6 +471,7 @@ def make_step(
                 "when w_optimizer is an optax.inject_hyperparams optimizer (make_weight_optimizer builds one)"
             )
     apply = model_apply.apply if isinstance(model_apply, nn.Module) else model_apply
+    a_update = None if a_optimizer is None else optax.with_extra_args_support(a_optimizer).update
     temperature_at = relax_lib.as_schedule(temperature)
     hard = relaxation.hard
 
@@ -505,7 +534,10 @@ def make_step(
         return weights, random_delta(weights, jax.random.fold_in(key, 1), eps), eps
 
     def weight_delta(params, batch_stats, arch, batch, key, temp, step):
-        """The perturbation of this step's weight pass, in one program (SDARTS-RS, or -ADV's ascent)."""
+        """The perturbation of this step's weight pass, in one program (SDARTS-RS, -ADV's ascent, MS-DARTS's
+        mean shift)."""
+        if perturb.kind == "mean-shift":
+            return mean_shift_delta(params, batch_stats, arch, batch, key, temp, step)
         weights, delta, eps = start_delta(arch, key, temp, step)
         if perturb.kind == "random":
             return delta
@@ -521,15 +553,40 @@ def make_step(
         keep = loss_at(delta) > loss_at(zero)
         return jax.tree_util.tree_map(lambda d: jnp.where(keep, d, 0.0), delta)
 
+    def mean_shift_delta(params, batch_stats, arch, batch, key, temp, step):
+        """MS-DARTS: ``perturb.steps`` mean-shift iterations from the relaxed weights (see
+        :class:`WeightPerturbation`), as ``shifted - weights``. The points' losses are forward passes with the
+        batch's statistics (the authors' code evaluates them in eval mode), one compiled pass in a loop."""
+        weights, eps = clean_weights(arch, key, temp), epsilon_at(step)
+
+        def loss_at(point):
+            delta = jax.tree_util.tree_map(jnp.subtract, point, weights)
+            return loss_of(params, arch, batch_stats, batch, key, temp, delta)[0]
+
+        def iterate(t, center):
+            keys = jax.random.split(jax.random.fold_in(key, 2 + t), perturb.samples)
+            points = [jax.tree_util.tree_map(jnp.add, center, random_delta(center, k, eps)) for k in keys]
+            stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *points)
+            losses = jax.lax.map(loss_at, stacked)
+            return mean_shift_point(center, stacked, losses, perturb.bandwidth)
+
+        center = jax.lax.fori_loop(0, perturb.steps, iterate, weights)
+        return jax.lax.stop_gradient(jax.tree_util.tree_map(jnp.subtract, center, weights))
+
     def apply_weight_grads(state, grads, loss, logits, new_bs, batch):
         updates, w_opt_state = w_optimizer.update(grads, state.w_opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         _, y = unpack_batch(batch)
-        return params, new_bs, w_opt_state, {"loss": loss, **acc(logits, y)}
+        metrics = {"loss": loss, **acc(logits, y)}
+        if report_weight_grad:  # DARTS-PRIME's per-minibatch information (before clipping, as the authors')
+            metrics["weight_grad_sq"] = optax.tree.vdot(grads, grads).astype(jnp.float32)
+        return params, new_bs, w_opt_state, metrics
 
     def arch_update(state, grads):
-        updates, a_opt_state = a_optimizer.update(grads, state.a_opt_state, state.arch)
-        return optax.apply_updates(state.arch, updates), a_opt_state
+        """The architecture optimizer's update (given ``step=``, for step-aware transformations such as
+        DARTS-PRIME's proximity term), then the relaxation's projection (``Relaxation.project``)."""
+        updates, a_opt_state = a_update(grads, state.a_opt_state, state.arch, step=state.step)
+        return relaxation.project_arch(state.arch, optax.apply_updates(state.arch, updates)), a_opt_state
 
     def upcoming_lr(state):
         """The learning rate of this step's weight update, from an ``inject_hyperparams`` optimizer (else None).
@@ -669,7 +726,7 @@ def make_step(
         return _split_bilevel_step(
             mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at, arch_metrics,
             arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
-            perturb, start_delta if perturb is not None else None,
+            perturb, None if perturb is None else (weight_delta if perturb.kind == "mean-shift" else start_delta),
         )
     jitted = jax.jit(step, donate_argnums=(0,) if donate else (), compiler_options=options)
 
@@ -766,8 +823,11 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys
         """The weight step's loss and gradient: at the relaxed weights, or (SDARTS) at perturbed ones."""
         if perturb is None:
             return gradients(params, bs, arch, batch, k_w, temp, no_penalty, zeros)[:2]
-        weights, delta, eps = start(arch, k_w, temp, step)
-        if perturb.kind == "random":
+        if perturb.kind == "mean-shift":
+            delta = start(params, bs, arch, batch, k_w, temp, step)
+        else:
+            weights, delta, eps = start(arch, k_w, temp, step)
+        if perturb.kind in ("random", "mean-shift"):
             return gradients(params, bs, arch, batch, k_w, temp, no_penalty, delta)[:2]
         clean_aux, clean_g_w, _, _ = gradients(params, bs, arch, batch, k_w, temp, no_penalty, zeros)
         for _ in range(perturb.steps):
@@ -827,6 +887,7 @@ __all__ = [
     "make_step",
     "make_weight_optimizer",
     "make_weight_schedule",
+    "mean_shift_point",
     "pgd_delta",
     "project_weights",
     "random_delta",

@@ -61,17 +61,27 @@ class DartsSpace:
             arch["reduce_edges"] = scale * jax.random.normal(kf, (self.num_edges,))
         return arch
 
-    def derive(self, arch) -> DartsGenotype:
+    def derive(self, arch, scores: str = "softmax") -> DartsGenotype:
         """The DARTS rule: per node, the 2 edges with the strongest non-none op, each with that op (with edge
-        normalization, PC-DARTS's: the edge's score times its softmax weight among the node's edges)."""
+        normalization, PC-DARTS's: the edge's score times its softmax weight among the node's edges). Edges are
+        scored by the softmax of the parameters, or with ``scores="values"`` by the parameters themselves (a
+        relaxation whose weights are not normalised per edge, :attr:`jaxnas.relax.Relaxation.normalized`)."""
         concat = tuple(range(2, 2 + self.steps))
 
         def cell(name):
             edges = arch.get(f"{name}_edges") if self.edge_normalization else None
             return tuple(derive.darts_top_k(arch[name], self.primitives, self.steps, self.inputs_per_node,
-                                            edge_logits=edges))
+                                            edge_logits=edges, scores=scores))
 
         return DartsGenotype(cell("normal"), concat, cell("reduce"), concat)
+
+    def discrete_weights(self, weights) -> dict[str, jax.Array]:
+        """The derived cells as edge weights, from edge weights, in ``jax.numpy`` (traces): 1 at the op of every
+        edge the DARTS rule keeps (ranked by these weights), 0 elsewhere; only the op entries (``normal``,
+        ``reduce``). DARTS-PRIME's proximity and ADMM terms pull the weights towards it."""
+        allowed = [p != "none" for p in self.primitives]
+        return {cell: derive.darts_top_k_one_hot(weights[cell], self.steps, self.inputs_per_node, allowed)
+                for cell in CELL_TYPES}
 
     # -- discrete genotypes ------------------------------------------------------------------------------------
     def validate(self, genotype) -> DartsGenotype:

@@ -1,10 +1,13 @@
 """Derivation rules: pure functions from architecture parameters (logits) to discrete choices.
 
-The rules work on numpy copies of the logits: deriving is done once per epoch, outside jitted code.
+The rules work on numpy copies of the logits: deriving is done once per epoch, outside jitted code. The ``*_one_hot``
+functions are the same rules in ``jax.numpy`` for code that traces (DARTS-PRIME's regularizers discretize every step).
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -22,7 +25,7 @@ def argmax_per_edge(logits) -> list[int]:
 
 def darts_top_k(
     logits, primitives: tuple[str, ...], steps: int = 4, k: int = 2, exclude: tuple[str, ...] = ("none",),
-    edge_logits=None,
+    edge_logits=None, scores: str = "softmax",
 ) -> list[tuple[str, int]]:
     """The DARTS rule for one cell.
 
@@ -30,9 +33,12 @@ def darts_top_k(
     For each node, every incoming edge is scored by its strongest op outside ``exclude`` (softmax weight), the
     ``k`` best edges are kept, and each gets that op. Returns ``steps * k`` (op, input) pairs. With
     ``edge_logits`` (one per edge: PC-DARTS's edge normalization) an edge's score is multiplied by the softmax of
-    its node's edge logits, as PC-DARTS derives.
+    its node's edge logits, as PC-DARTS derives. ``scores="values"`` ranks by the given values themselves (weights
+    of a relaxation that is not normalised per edge, e.g. DARTS-PRIME's clipped one) instead of their softmax.
     """
-    weights = softmax(logits)
+    if scores not in ("softmax", "values"):
+        raise ValueError(f"unknown scores {scores!r}; allowed: softmax, values")
+    weights = softmax(logits) if scores == "softmax" else np.asarray(logits, np.float64)
     n_edges = sum(2 + m for m in range(steps))
     if weights.shape != (n_edges, len(primitives)):
         raise ValueError(f"DARTS cell logits must have shape ({n_edges}, {len(primitives)}), got {weights.shape}")
@@ -53,3 +59,26 @@ def darts_top_k(
             genes.append((primitives[int(np.argmax(block[j]))], int(j)))
         start += n_in
     return genes
+
+
+def darts_top_k_one_hot(weights, steps: int = 4, k: int = 2, allowed=None):
+    """:func:`darts_top_k` as edge weights, in ``jax.numpy`` (it traces, so a jitted step can use it): for one
+    cell's ``(edges, ops)`` weights, 1 at the op each kept edge gets, 0 elsewhere (unkept edges are all 0).
+    ``allowed``: a boolean mask over the ops (default all); edges are ranked by their strongest allowed op. Ties
+    go to the lower input and the lower op index, as in :func:`darts_top_k`."""
+    weights = jnp.asarray(weights)
+    mask = jnp.ones(weights.shape[-1], bool) if allowed is None else jnp.asarray(allowed, bool)
+    masked = jnp.where(mask, weights, -jnp.inf)
+    rows, start = [], 0
+    for m in range(steps):
+        block = masked[start : start + m + 2]
+        strength = block.max(axis=1)
+        # rank r of each edge = how many edges beat it (stronger, or as strong with a lower index)
+        idx = jnp.arange(m + 2)
+        beats = (strength[None, :] > strength[:, None]) | ((strength[None, :] == strength[:, None])
+                                                          & (idx[None, :] < idx[:, None]))
+        kept = beats.sum(axis=1) < k
+        one_hot = jax.nn.one_hot(jnp.argmax(block, axis=1), weights.shape[-1], dtype=weights.dtype)
+        rows.append(one_hot * kept[:, None].astype(weights.dtype))
+        start += m + 2
+    return jnp.concatenate(rows, axis=0)

@@ -53,10 +53,18 @@ class NB201Space:
             arch["cell_edges"] = scale * jax.random.normal(jax.random.fold_in(key, 1), (self.num_edges,))
         return arch
 
-    def derive(self, arch) -> NB201Genotype:
-        """The NB201 rule: the strongest op on every edge (``none`` included)."""
+    def derive(self, arch, scores: str = "softmax") -> NB201Genotype:
+        """The NB201 rule: the strongest op on every edge (``none`` included). ``scores`` is accepted for the
+        spaces' common signature: the strongest op is the same by parameter or by softmax."""
+        if scores not in ("softmax", "values"):
+            raise ValueError(f"unknown scores {scores!r}; allowed: softmax, values")
         idx = derive.argmax_per_edge(arch["cell"])
         return NB201Genotype(tuple(self.primitives[i] for i in idx))
+
+    def discrete_weights(self, weights) -> dict[str, jax.Array]:
+        """The derived cell as edge weights, in ``jax.numpy`` (traces): the one-hot of every edge's strongest op."""
+        cell = jnp.asarray(weights["cell"])
+        return {"cell": jax.nn.one_hot(jnp.argmax(cell, axis=-1), cell.shape[-1], dtype=cell.dtype)}
 
     # -- discrete genotypes ------------------------------------------------------------------------------------
     def validate(self, genotype) -> NB201Genotype:

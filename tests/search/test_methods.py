@@ -1,5 +1,6 @@
 """The differentiable-NAS family's pieces on hand-made inputs: DrNAS's Dirichlet relaxation and KL anchor,
-FairDARTS's zero-one loss, SDARTS's weight perturbations (projection, random and adversarial, split == one program)."""
+FairDARTS's zero-one loss, SDARTS's weight perturbations (projection, random and adversarial, split == one program),
+MS-DARTS's mean shift."""
 
 import chex
 import jax
@@ -12,7 +13,7 @@ from scipy import stats
 from jaxnas import relax
 from jaxnas.search import OptimConfig, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer
 from jaxnas.search.regularizers import dirichlet_kl, dirichlet_kl_divergence, zero_one_loss
-from jaxnas.search.steps import WeightPerturbation, pgd_delta, project_weights, random_delta
+from jaxnas.search.steps import WeightPerturbation, mean_shift_point, pgd_delta, project_weights, random_delta
 
 from tests.helpers.tiny_model import TinySupernet, arch_init, batch
 
@@ -124,3 +125,30 @@ def test_perturbation_needs_a_bilevel_soft_step():
     with pytest.raises(ValueError, match="kind in random, adversarial"):
         make_step(MODEL, mode="bilevel-1st", w_optimizer=w_opt, a_optimizer=a_opt,
                   weight_perturbation=WeightPerturbation("gaussian"))
+
+
+def test_mean_shift_moves_to_the_kernel_and_loss_weighted_mean():
+    center = {"c": jnp.zeros((1, 2))}
+    points = {"c": jnp.asarray([[[1.0, 0.0]], [[0.0, 1.0]], [[3.0, 0.0]]])}
+    out = mean_shift_point(center, points, jnp.asarray([0.0, 0.0, 0.0]), bandwidth=1.0)
+    k = np.exp(-0.5 * np.asarray([1.0, 1.0, 9.0]))  # equal losses: the kernel alone weighs the points
+    np.testing.assert_allclose(out["c"][0], (k[:, None] * np.asarray([[1, 0], [0, 1], [3, 0]])).sum(0) / k.sum(),
+                               rtol=1e-6)
+    # a higher loss pulls the point towards its sample (softmax of the losses), a wide bandwidth evens the kernel
+    hot = mean_shift_point(center, points, jnp.asarray([0.0, 5.0, 0.0]), bandwidth=1.0)
+    assert float(hot["c"][0, 1]) > float(out["c"][0, 1])
+    flat = mean_shift_point(center, points, jnp.zeros(3), bandwidth=1e3)
+    np.testing.assert_allclose(flat["c"][0], [4 / 3, 1 / 3], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_mean_shift_step_split_equals_one_program_and_stays_valid():
+    perturbation = WeightPerturbation("mean-shift", 0.2, steps=2, samples=3, bandwidth=1.0)
+    (one, m_one), (split, m_split) = (_run("bilevel-1st", perturbation, s) for s in (False, True))
+    chex.assert_trees_all_close(m_split, m_one, rtol=1e-5)
+    chex.assert_trees_all_close((split.params, split.arch), (one.params, one.arch), atol=1e-6)
+    plain, _ = _run("bilevel-1st", None, True)
+    assert not np.allclose(jax.tree_util.tree_leaves(split.params)[0], jax.tree_util.tree_leaves(plain.params)[0])
+    with pytest.raises(ValueError, match="bandwidth > 0"):
+        make_step(MODEL, mode="bilevel-1st", w_optimizer=optax.sgd(0.1), a_optimizer=optax.adam(1e-3),
+                  weight_perturbation=WeightPerturbation("mean-shift", bandwidth=0.0))
