@@ -34,6 +34,7 @@ from jaxnas import registry
 from jaxnas.benchmarks import nb201
 from jaxnas.plot import save_figure
 from jaxnas.plot.figures import new_figure
+from jaxnas.runners.progressive import run_progressive
 from jaxnas.runners.search import METHODS, SearchConfig, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,14 +68,21 @@ ROWS = (
     ("dartsprime clipped", "dartsprime", "bilevel-1st", (0,), {"relaxation": "clipped"}),
     ("asap", "asap", "bilevel-1st", (0,), {}),
     ("asap single-level", "asap", "single-level", (0,), {}),
+    # P-DARTS within the same budget: 2 stages of 5 epochs, 1 then 2 cells per stage, 3 then 1 of NB201's 5 ops
+    # per edge (its 8 -> 5 -> 3 -> 1 schedule is the DARTS space's; NB201 has no skip cap)
+    ("pdarts", "pdarts", "bilevel-1st", (0,), {"stage_depths": (1, 2), "stage_ops": (3, 1),
+                                               "stage_skip_dropout": (0.1, 0.4), "max_skips": None, "epochs": 5}),
 )
 
 
 def config(method, optimization, seed, extra, workdir, quick) -> SearchConfig:
     epochs, steps = (2, 3) if quick else (10, 100)
+    fields = {"epochs": epochs, **METHODS[method], **extra}
+    if quick:
+        fields["epochs"] = 2
     return SearchConfig(space="nb201", optimization=optimization, dataset=f"fashion_mnist:{SHARED}", batch_size=64,
-                        width=8, depth=1, epochs=epochs, steps_per_epoch=steps, seed=seed, workdir=str(workdir),
-                        progress=False, checkpoint_every=100, log_every=20, **{**METHODS[method], **extra})
+                        width=8, depth=1, steps_per_epoch=steps, seed=seed, workdir=str(workdir),
+                        progress=False, checkpoint_every=100, log_every=20, **fields)
 
 
 def op_counts(genotype) -> dict:
@@ -107,14 +115,16 @@ def search_seconds(workdir: Path, fallback: float) -> float:
 def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick) -> dict:
     cfg = config(method, optimization, seed, extra, workdir / f"{row.replace(' ', '_')}_seed{seed}", quick)
     start = time.time()
-    result = run_search(cfg)
+    stages = [Path(cfg.workdir) / f"stage{k}" for k in range(len(cfg.stage_depths))] or [Path(cfg.workdir)]
+    result = run_progressive(cfg) if cfg.stage_depths else run_search(cfg)
     g = result.genotype
     return {
         "row": row, "method": method, "optimization": optimization, "seed": seed, "arch": result.arch_string,
         **op_counts(g), **{f"{d}_test": round(float(bench.query(g, d)["test_acc"]), 2) for d in DATASETS},
         "val_accuracy": result.metrics.get("val_accuracy"), "steps": result.steps,
-        "seconds": search_seconds(Path(cfg.workdir), time.time() - start),
-        "trajectory": trajectory(Path(cfg.workdir), bench),
+        "seconds": round(sum(search_seconds(d, time.time() - start) for d in stages), 1),
+        "trajectory": [dict(t, epoch=t["epoch"] + k * cfg.epochs, stage=k)  # P-DARTS: its stages one after another
+                       for k, d in enumerate(stages) for t in trajectory(d, bench)],
         **{k: v for k, v in json.loads((Path(cfg.workdir) / "genotype.json").read_text()).items()
            if k in ("eigenvalues", "early_stop")},
         "config": {k: v for k, v in cfg.to_json().items() if k not in ("workdir", "dataset", "progress")},

@@ -29,6 +29,7 @@ _PUBLIC = {
     "get_strategy": "jaxnas.strategies",
     # runners
     "SearchConfig": "jaxnas.runners.search", "run_search": "jaxnas.runners.search",
+    "run_progressive": "jaxnas.runners.progressive",
     "TrainConfig": "jaxnas.runners.train", "train_and_evaluate": "jaxnas.runners.train",
     "GrowConfig": "jaxnas.runners.grow", "run_growing_search": "jaxnas.runners.grow",
     "ForecastConfig": "jaxnas.runners.forecast", "run_forecast": "jaxnas.runners.forecast",

@@ -265,3 +265,39 @@ def test_asap_prunes_during_the_search_and_pruned_ops_stay_out(toy_space, tmp_pa
     for r in after:  # every later record keeps them pruned
         assert (np.asarray(r["arch_params"]["edge"])[pruned] <= search_runner.PRUNED / 2).all()
     assert result.genotype.op not in [TOY_OPS[i] for i in np.flatnonzero(pruned[0])]
+
+
+@pytest.mark.slow
+def test_pdarts_stages_prune_ops_restart_the_supernet_and_resume(toy_space, tmp_path, capsys):
+    """``--method pdarts`` with the toy's sizes (2 stages keeping 2, then 1 of its 3 ops): stage 1 starts from a
+    fresh draw of the architecture with the op stage 0 dropped at -1e4 (the authors rebuild each stage; nothing
+    but the op set carries over), the final cell uses the op stage 1 kept, and a run stopped in stage 0 and started
+    again ends as the uninterrupted one."""
+    def argv(workdir, *extra):
+        return ["search", "--space", "toy-edge", "--method", "pdarts", "--stage-depths", "1,1", "--stage-ops", "2,1",
+                "--stage-skip-dropout", "0.1,0.4", "--max-skips", "none", "--image-size", "8", "--batch-size", "8",
+                "--epochs", "2", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
+                "--no-progress", "--workdir", str(workdir), *extra]
+
+    stop_then_resume_in_process(main, argv, tmp_path / "ref", tmp_path / "run")
+    capsys.readouterr()
+    for stage in ("stage0", "stage1"):
+        for kind in ("step", "epoch", "final"):
+            assert _records(tmp_path / "run" / stage, kind) == _records(tmp_path / "ref" / stage, kind)
+    ref = json.loads((tmp_path / "ref" / "genotype.json").read_text())
+    assert json.loads((tmp_path / "run" / "genotype.json").read_text()) == ref
+    stages = json.loads((tmp_path / "ref" / "stages.json").read_text())
+    kept = stages[0]["kept_after"]["edge"][0]
+    assert stages[0]["keep_ops"] is None and len(kept) == 2 and stages[1]["keep_ops"]["edge"][0] == kept
+    first = json.loads((tmp_path / "ref" / "stage1" / "genotypes.jsonl").read_text().splitlines()[0])
+    start = np.asarray(first["arch_params"]["edge"][0])
+    dropped = [i for i, op in enumerate(TOY_OPS) if op not in kept]
+    assert (start[dropped] == search_runner.PRUNED).all()
+    lines = (tmp_path / "ref" / "stage0" / "genotypes.jsonl").read_text().splitlines()
+    s0_start, s0_end = (np.asarray(json.loads(lines[i])["arch_params"]["edge"][0]) for i in (0, -1))
+    live = [TOY_OPS.index(o) for o in kept]
+    assert not np.allclose(s0_end, s0_start)  # stage 0 moved its parameters...
+    np.testing.assert_array_equal(start[live], s0_start[live])  # ...and stage 1 starts from the same-seed draw
+    assert ref["genotype"]["op"] in stages[1]["kept_after"]["edge"][0] and ref["method"] == "pdarts"
+    assert main(argv(tmp_path / "ref")[:-2] + ["--stage-ops", "1,1", "--workdir", str(tmp_path / "ref")]) == 2
+    assert "holds a pdarts run with a different config (stage_ops: [2, 1] -> [1, 1])" in capsys.readouterr().err

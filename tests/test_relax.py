@@ -36,7 +36,7 @@ def test_every_relaxation_keeps_the_arch_tree(name, space):
         if r.hard:  # exactly one-hot forward values
             assert set(np.unique(leaf)) <= {0.0, 1.0}
             np.testing.assert_array_equal(leaf.sum(-1), 1.0)
-        elif name != "sigmoid":
+        elif r.normalized and name != "sigmoid":  # sigmoid and clipped weigh each op on its own
             np.testing.assert_allclose(leaf.sum(-1), 1.0, rtol=1e-5)
 
 

@@ -34,6 +34,7 @@ from jaxnas.platform import settings
 from jaxnas.runners.grow import SCHEDULES, GrowConfig, run_growing_search
 from jaxnas.runners.lm import LMConfig, run_lm
 from jaxnas.runners.recurrent_growth import GrowForecastConfig, GrowLMConfig, run_growing_forecast, run_growing_lm
+from jaxnas.runners.progressive import run_progressive
 from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SearchConfig, run_search
 from jaxnas.search.steps import OptimConfig
 
@@ -80,8 +81,33 @@ _FLAGS = {  # argparse dest -> SearchConfig field
     "perturbation_samples": "perturbation_samples", "perturbation_bandwidth": "perturbation_bandwidth",
     "proximity_weight": "proximity_weight", "admm_weight": "admm_weight", "admm_every": "admm_every",
     "arch_schedule": "arch_schedule", "schedule_frequency": "schedule_frequency", "prune_fraction": "prune_fraction",
+    "stage_depths": "stage_depths", "stage_ops": "stage_ops", "stage_skip_dropout": "stage_skip_dropout",
+    "max_skips": "max_skips",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _optional_int(text: str):
+    if text.lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or none, got {text!r}") from None
 
 
 def config_from_args(args) -> SearchConfig:
@@ -95,6 +121,8 @@ def config_from_args(args) -> SearchConfig:
     if args.method is not None:  # a method's fields first, so that flags given beside it override them
         changes.update(METHODS.get(args.method, {"relaxation": args.method}))
     changes.update({field: getattr(args, dest) for dest, field in _FLAGS.items() if getattr(args, dest) is not None})
+    if changes.get("max_skips") == "none":
+        changes["max_skips"] = None
     optim = {field: getattr(args, dest) for dest, field in _OPTIM_FLAGS.items() if getattr(args, dest) is not None}
     if optim:
         changes["optim"] = dataclasses.replace(base.optim, **optim)
@@ -123,7 +151,7 @@ def register(sub) -> None:
                         f"(uniform single path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / "
                         f"sdarts-adv (perturbed weight step), msdarts (mean-shifted weight step), rdarts (eigenvalue "
                         f"early stop), pcdarts (partial channels, edge normalization), dartsprime (proximity term, "
-                        f"dynamic arch-step schedule), or "
+                        f"dynamic arch-step schedule), pdarts (progressive stages), or "
                         f"a relaxation's name (e.g. clipped: DARTS-PRIME's activation) "
                         f"(default {d.relaxation}); docs/methods.md")
     p.add_argument("--optimization", choices=tuple(OPTIMIZATIONS), help=f"default {d.optimization}; spos ignores it")
@@ -183,6 +211,13 @@ def register(sub) -> None:
                    "step, or DARTS-PRIME's dynamic schedule from the weight gradient (dartsprime: dynamic)")
     m.add_argument("--schedule-frequency", type=float, help="DARTS-PRIME: weight steps per arch step the dynamic "
                    "schedule aims at (default 10)")
+    m.add_argument("--stage-depths", type=_ints, help="P-DARTS: supernet depth of every stage, e.g. 5,11,17 "
+                   "(pdarts: 5,11,17)")
+    m.add_argument("--stage-ops", type=_ints, help="P-DARTS: ops every edge keeps after each stage (pdarts: 5,3,1)")
+    m.add_argument("--stage-skip-dropout", type=_floats, help="P-DARTS: skip-connect dropout of every stage "
+                   "(pdarts: 0.1,0.4,0.7)")
+    m.add_argument("--max-skips", type=_optional_int, help="P-DARTS: skip connections allowed in the final normal "
+                   "cell, or none (pdarts: 2)")
     m.add_argument("--prune-fraction", type=float, help="ASAP: after every epoch prune ops whose weight is below "
                    "this fraction of 1/ops (asap: 0.4)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
@@ -237,7 +272,9 @@ _NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "c
                  "warmup_epochs", "temperature", "hessian", "spos_candidates", "inject_nan_at", "w_lr", "a_lr",
                  "weight_decay", "zero_one_weight", "dirichlet_kl_weight", "perturbation", "perturbation_epsilon",
                  "perturbation_steps", "track_eigenvalue", "early_stop", "es_factor", "es_start_epoch",
-                 "partial_channels", "edge_normalization")
+                 "partial_channels", "edge_normalization", "perturbation_samples", "perturbation_bandwidth",
+                 "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
+                 "prune_fraction", "stage_depths", "stage_ops", "stage_skip_dropout", "max_skips")
 
 
 def grow_config_from_args(args) -> GrowConfig:
@@ -381,7 +418,7 @@ def _run(args) -> int:
         return _run_grow(args)
     config = config_from_args(args)
     start_distributed(args)
-    result = run_job("search", run_search, config)
+    result = run_job("search", run_progressive if config.stage_depths else run_search, config)
     m = result.metrics
     summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
     print(f"genotype ({config.space}, {config.relaxation}, {result.steps} steps, {result.wall_time:.1f} s): "

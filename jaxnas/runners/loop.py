@@ -208,6 +208,7 @@ def differences(saved: dict, new: dict, defaults: dict | None = None) -> list[st
     """``field: saved -> new`` for every field that differs; a field missing on one side counts as its value in
     ``defaults`` (fields added after a run was written), else as missing."""
     defaults = defaults or {}
+    saved, new = json.loads(json.dumps(saved)), json.loads(json.dumps(new))  # tuples and lists compare equal
 
     def get(d, k):
         return d.get(k, defaults.get(k, "<missing>"))

@@ -22,9 +22,11 @@ uninterrupted run (batches are pure functions of (seed, epoch, step), the PRNG k
 epoch sums and log offsets live in the checkpoint). A NaN or infinite loss stops the run with
 :class:`SearchDivergedError`; the last good checkpoint is kept.
 
-Methods map to relaxations (:mod:`jaxnas.relax`): darts -> softmax, snas -> gumbel, gdas -> hard gumbel, asap ->
-sigmoid, spos -> uniform. SPOS trains only the supernet weights (uniform single-path sampling) and then picks the best
-of ``spos_candidates`` sampled genotypes on architecture-half batches with the trained supernet (weight sharing).
+``--method`` names (:data:`METHODS`) set config fields: darts -> softmax, snas -> gumbel, gdas -> hard gumbel, spos ->
+uniform, asap -> annealed softmax with pruning, and the DARTS family's fixes (docs/methods.md). SPOS trains only the
+supernet weights (uniform single-path sampling) and then picks the best of ``spos_candidates`` sampled genotypes on
+architecture-half batches with the trained supernet (weight sharing). P-DARTS's stages run through
+:func:`jaxnas.runners.progressive.run_progressive`, one search of this module per stage.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from jaxnas.search import curvature, parallel, regularizers
 from jaxnas.search.curvature import early_stop_epoch
 from jaxnas.search.steps import (
     OPTIMIZATIONS,
+    OpDropout,
     OptimConfig,
     SearchState,
     accuracy,
@@ -89,6 +92,10 @@ METHODS: dict[str, dict] = {
     # proximity term (rho 1e-3) and the dynamic schedule of arch steps; their clipped activation is
     # ``relaxation="clipped"``, their ADMM term ``admm_weight``
     "dartsprime": {"relaxation": "darts", "proximity_weight": 1e-3, "arch_schedule": "dynamic"},
+    # P-DARTS: three stages of 5, 11 and 17 cells, keeping 5, 3 and then 1 op per edge, skip-connect dropout 0.1,
+    # 0.4, 0.7 (the authors' CIFAR-10 command), at most 2 skips in the final normal cell (jaxnas.runners.progressive)
+    "pdarts": {"relaxation": "darts", "stage_depths": (5, 11, 17), "stage_ops": (5, 3, 1),
+               "stage_skip_dropout": (0.1, 0.4, 0.7), "max_skips": 2},
     # ASAP: softmax annealed 1.6 * 0.95^epoch, ops below 0.4 / ops pruned after every epoch (UniNAS's settings;
     # the paper's text was not readable here, docs/methods.md)
     "asap": {"relaxation": "darts", "temperature": "exp:1.6,0.051293,0.01", "prune_fraction": 0.4},
@@ -106,7 +113,11 @@ OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "pe
                    "eigen_iterations", "early_stop", "es_window", "es_delta", "es_factor", "es_start_epoch",
                    "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
                    "schedule_multiplier", "schedule_threshold", "prune_fraction", "perturbation_samples",
-                   "perturbation_bandwidth")
+                   "perturbation_bandwidth", "keep_ops", "skip_dropout", "stage_depths", "stage_ops",
+                   "stage_skip_dropout", "max_skips")
+# relaxations whose weight of an op with parameter PRUNED is exactly 0 (dirichlet's concentration would be 0, spos
+# samples ops uniformly): keep_ops and P-DARTS need one of them
+MASKABLE = ("softmax", "gumbel", "hard_gumbel", "sigmoid", "argmax", "clipped")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -170,6 +181,16 @@ class SearchConfig:
       prune_fraction: ASAP: after every epoch, ops whose relaxed weight (at that step's temperature) is below
         ``prune_fraction / ops`` are pruned for good (their parameter is set to -1e4, so their weight is 0; the
         supernet still computes them); 0: no pruning; ``--method asap``: 0.4.
+      keep_ops: the ops each edge may use: ``{arch entry: [[op names of edge 0], [op names of edge 1], ...]}`` (None:
+        every op); the others start at the parameter -1e4 (weight exactly 0) and stay there. P-DARTS's stages set it.
+      skip_dropout: P-DARTS: the largest rate of its dropout on ``skip_connect`` (0: none): the rate falls linearly
+        over the warm-up epochs and then as ``exp(-0.2 (epoch - warmup))``, as the authors' code; each edge's skip
+        output is dropped as a whole (drop-path on the op), not elementwise (docs/methods.md says why).
+      stage_depths / stage_ops / stage_skip_dropout / max_skips: P-DARTS (``--method pdarts``; run by
+        :func:`jaxnas.runners.progressive.run_progressive`): one search of ``epochs`` epochs per stage, at depth
+        ``stage_depths[k]`` with ``skip_dropout`` ``stage_skip_dropout[k]``, after which every edge keeps its
+        ``stage_ops[k]`` strongest ops (``none`` dropped first after the last stage); the final cell is derived
+        from the last stage with at most ``max_skips`` skip connections in the DARTS normal cell (None: no cap).
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -224,6 +245,12 @@ class SearchConfig:
     schedule_multiplier: float = 1.05
     schedule_threshold: float = 1.0
     prune_fraction: float = 0.0
+    keep_ops: dict | None = None
+    skip_dropout: float = 0.0
+    stage_depths: tuple = ()
+    stage_ops: tuple = ()
+    stage_skip_dropout: tuple = ()
+    max_skips: int | None = None
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -334,6 +361,47 @@ class SearchConfig:
         if (self.zero_one_weight or self.dirichlet_kl_weight) and not self.relaxation_fn.differentiable:
             raise ValueError(f"{self.relaxation} trains no architecture: zero_one_weight and dirichlet_kl_weight "
                              f"do not apply")
+        self._check_progressive(space, relaxation)
+
+    def _check_progressive(self, space, relaxation):
+        """keep_ops, skip_dropout and the P-DARTS stage fields (tuples and nested tuples once checked)."""
+        for name in ("stage_depths", "stage_ops", "stage_skip_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)):
+                raise ValueError(f"{name} must be a sequence, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        if (self.keep_ops is not None or self.stage_depths) and relaxation.name not in MASKABLE:
+            raise ValueError(f"keep_ops / P-DARTS stages prune ops by a parameter of -1e4, which {self.relaxation!r} "
+                             f"does not turn into a zero weight; use one of {', '.join(MASKABLE)}")
+        if not isinstance(self.skip_dropout, (int, float)) or isinstance(self.skip_dropout, bool) \
+                or not 0 <= self.skip_dropout < 1:
+            raise ValueError(f"skip_dropout must lie in [0, 1), got {self.skip_dropout!r}")
+        if self.skip_dropout and "skip_connect" not in getattr(space, "primitives", ()):
+            raise ValueError(f"skip_dropout: space {self.space!r} has no skip_connect op")
+        if self.keep_ops is not None:
+            object.__setattr__(self, "keep_ops", check_keep_ops(self.keep_ops, space))
+        if self.stage_depths:
+            n = len(self.stage_depths)
+            if len(self.stage_ops) != n or (self.stage_skip_dropout and len(self.stage_skip_dropout) != n):
+                raise ValueError(f"P-DARTS: stage_ops {self.stage_ops} and stage_skip_dropout "
+                                 f"{self.stage_skip_dropout} must have one entry per stage of {self.stage_depths}")
+            for name in ("stage_depths", "stage_ops"):
+                if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in getattr(self, name)):
+                    raise ValueError(f"P-DARTS: {name} must be positive integers, got {getattr(self, name)}")
+            ops = len(space.primitives)
+            if list(self.stage_ops) != sorted(self.stage_ops, reverse=True) or self.stage_ops[0] >= ops:
+                raise ValueError(f"P-DARTS: stage_ops {self.stage_ops} must shrink from below the space's {ops} ops")
+            if any(not 0 <= float(v) < 1 for v in self.stage_skip_dropout):
+                raise ValueError(f"P-DARTS: stage_skip_dropout rates must lie in [0, 1), got {self.stage_skip_dropout}")
+            if self.keep_ops is not None or self.skip_dropout:
+                raise ValueError("P-DARTS sets keep_ops and skip_dropout per stage; give stage_ops and "
+                                 "stage_skip_dropout instead")
+        if self.max_skips is not None:
+            if isinstance(self.max_skips, bool) or not isinstance(self.max_skips, int) or self.max_skips < 0:
+                raise ValueError(f"max_skips must be a non-negative integer or None, got {self.max_skips!r}")
+            if self.space != "darts" or not self.stage_depths:
+                raise ValueError("max_skips caps the skip connections of P-DARTS's final DARTS normal cell: it needs "
+                                 "space darts and stage_depths")
 
     # -- derived values -----------------------------------------------------------------------------------------
     @property
@@ -393,6 +461,40 @@ def arch_objective_terms(config: SearchConfig) -> dict:
     return terms
 
 
+def check_keep_ops(keep_ops, space) -> dict:
+    """``keep_ops`` checked against the space's architecture entries and ops, as nested tuples of op names."""
+    if not isinstance(keep_ops, dict):
+        raise ValueError(f"keep_ops must map architecture entries to per-edge op lists, got {keep_ops!r}")
+    shapes = {k: tuple(v.shape) for k, v in jax.eval_shape(space.init_arch, jax.random.key(0)).items()}
+    out = {}
+    for key, edges in keep_ops.items():
+        if key not in shapes or len(shapes[key]) != 2:
+            raise ValueError(f"keep_ops: {key!r} is not an (edges, ops) entry of space {space.name!r} "
+                             f"({', '.join(k for k, s in shapes.items() if len(s) == 2)})")
+        if len(edges) != shapes[key][0]:
+            raise ValueError(f"keep_ops[{key!r}] lists {len(edges)} edges; the space has {shapes[key][0]}")
+        rows = []
+        for e, ops in enumerate(edges):
+            unknown = [o for o in ops if o not in space.primitives]
+            if unknown or not ops:
+                raise ValueError(f"keep_ops[{key!r}][{e}] must name at least one of {', '.join(space.primitives)}; "
+                                 f"got {list(ops)}")
+            rows.append(tuple(sorted(set(ops), key=space.primitives.index)))
+        out[key] = tuple(rows)
+    return out
+
+
+def mask_arch(arch, keep_ops, primitives):
+    """``arch`` with every op outside ``keep_ops`` set to :data:`PRUNED` (its weight is then exactly 0)."""
+    if not keep_ops:
+        return arch
+    out = dict(arch)
+    for key, edges in keep_ops.items():
+        kept = np.asarray([[p in ops for p in primitives] for ops in edges])
+        out[key] = jnp.where(jnp.asarray(kept), arch[key], jnp.asarray(PRUNED, arch[key].dtype))
+    return out
+
+
 def arch_optimizer(config: SearchConfig, space, total_steps: int):
     """The architecture optimizer of a config: DARTS-PRIME's proximity and ADMM terms (where set) chained before
     :func:`jaxnas.search.make_arch_optimizer`'s Adam."""
@@ -427,6 +529,25 @@ def prune_arch(arch, temperature: float, threshold: float):
     pruned = jax.tree_util.tree_map(one, arch)
     count = sum(int((np.asarray(a) <= PRUNED / 2).sum()) for a in jax.tree_util.tree_leaves(pruned))
     return pruned, count
+
+
+def skip_dropout(config: SearchConfig, space, steps_per_epoch: int) -> OpDropout | None:
+    """P-DARTS's skip-connect dropout of a config (None without ``skip_dropout``): rate ``p (E - e - 1) / E`` in the
+    warm-up epochs ``e < W`` and ``p exp(-0.2 (e - W))`` after (the authors' train_search.py), on the op entries."""
+    if not config.skip_dropout:
+        return None
+    p, epochs, warmup = float(config.skip_dropout), config.epochs, config.warmup_epochs
+
+    def rate(step):
+        epoch = (jnp.asarray(step, jnp.int32) // steps_per_epoch).astype(jnp.float32)
+        return jnp.where(epoch < warmup, p * (epochs - epoch - 1) / epochs, p * jnp.exp(-0.2 * (epoch - warmup)))
+
+    keys = tuple(k for k in jax.eval_shape(space.init_arch, jax.random.key(0)) if k not in space_edge_keys(space))
+    return OpDropout(space.primitives.index("skip_connect"), rate, keys)
+
+
+def space_edge_keys(space) -> tuple[str, ...]:
+    return tuple(getattr(space, "edge_keys", ()))
 
 
 def weight_perturbation(config: SearchConfig, steps_per_epoch: int) -> WeightPerturbation | None:
@@ -639,7 +760,8 @@ class ImageSearchTask(loop.Task):
         self.a_opt = arch_optimizer(cfg, self.space, self.total_steps)
         self.derive_options = {} if cfg.relaxation_fn.normalized else {"scores": "values"}
         common = dict(relaxation=search_relaxation(cfg, self.space), w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
-                      mesh=self.mesh, report_weight_grad=cfg.arch_schedule == "dynamic", **arch_objective_terms(cfg))
+                      mesh=self.mesh, report_weight_grad=cfg.arch_schedule == "dynamic",
+                      op_dropout=skip_dropout(cfg, self.space, spe), **arch_objective_terms(cfg))
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
         if cfg.track_eigenvalue and self.processes > 1:
             raise ValueError("track_eigenvalue (RobustDARTS) runs on one process for now; drop it or run on one host")
@@ -658,6 +780,7 @@ class ImageSearchTask(loop.Task):
     def init(self):
         k_arch, k_init = jax.random.split(jax.random.key(self.cfg.seed))
         arch = search_relaxation(self.cfg, self.space).initial_arch(self.space.init_arch(k_arch))
+        arch = mask_arch(arch, self.cfg.keep_ops, self.space.primitives)
         state = init_state(self.model, arch, self.w_half.image_shape, k_init, self.w_opt, self.a_opt)
         g_json, g_text = self._genotype(state)
         return state, [("genotypes", {"epoch": None, "step": 0, "genotype": g_json, "arch": g_text,
@@ -837,6 +960,9 @@ def loop_options(cfg) -> loop.LoopOptions:
 
 def run_search(config: SearchConfig) -> SearchResult:
     """Run (or resume) the search described by ``config`` in ``config.workdir``; see the module docstring."""
+    if config.stage_depths:
+        raise ValueError("this config has P-DARTS stages (stage_depths): run it with "
+                         "jaxnas.runners.progressive.run_progressive")
     (genotype, g_json, g_text, arch, final), run = loop.run(ImageSearchTask(config), loop_options(config))
     return SearchResult(genotype, g_json, g_text, arch, final, run.total_steps, run.workdir, run.resumed_from,
                         run.seconds())

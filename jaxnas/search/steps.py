@@ -371,6 +371,34 @@ def pgd_delta(weights, delta, g_delta, epsilon, step_size) -> Any:
     return jax.tree_util.tree_map(one, weights, delta, g_delta)
 
 
+class OpDropout(NamedTuple):
+    """Dropout on one op of every edge (P-DARTS drops ``skip_connect``): ``op`` its index, ``rate`` a number or a
+    schedule ``step -> rate``, ``keys`` the architecture entries it applies to (None: every leaf)."""
+
+    op: int
+    rate: Any = 0.0
+    keys: tuple[str, ...] | None = None
+
+
+def drop_op(weights, key: jax.Array, rate, op: int, keys=None):
+    """``weights`` with each edge's weight of ``op`` zeroed with probability ``rate`` and otherwise scaled by
+    ``1 / (1 - rate)`` (the whole op's output on that edge, for this pass: drop-path on one op)."""
+    def one(w, k):
+        keep = jax.random.bernoulli(k, 1.0 - rate, w.shape[:-1])
+        scale = jnp.where(keep, 1.0 / (1.0 - rate), 0.0).astype(w.dtype)
+        return w.at[..., op].multiply(scale)
+
+    if not isinstance(weights, dict):
+        leaves, treedef = jax.tree_util.tree_flatten(weights)
+        ks = jax.random.split(key, len(leaves))
+        return jax.tree_util.tree_unflatten(treedef, [one(w, k) for w, k in zip(leaves, ks)])
+    names = [k for k in weights if keys is None or k in keys]
+    out = dict(weights)
+    for name, k in zip(names, jax.random.split(key, max(len(names), 1))):
+        out[name] = one(weights[name], k)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the step factory
 
@@ -389,6 +417,7 @@ def make_step(
     arch_regularizer: Callable[[Any], jax.Array] | None = None,
     weight_perturbation: WeightPerturbation | None = None,
     report_weight_grad: bool = False,
+    op_dropout: "OpDropout | None" = None,
     xi: float | Callable[[jax.Array], jax.Array] | None = None,
     hessian: str = "exact",
     fd_radius: float = 0.01,
@@ -421,6 +450,9 @@ def make_step(
         (random or adversarial); the architecture step is unchanged.
       report_weight_grad: also report ``weight_grad_sq``, the squared norm of the weight step's gradient (before
         clipping; DARTS-PRIME's dynamic schedule of architecture steps reads it).
+      op_dropout: P-DARTS's dropout on an op (:class:`OpDropout`): in every training pass (arch and weight steps)
+        each edge's weight of that op is zeroed with the rate (a number or ``step -> rate``) or scaled by
+        ``1 / (1 - rate)``.
       xi: inner learning rate of the second-order unroll: a number or ``step -> xi``; ``None`` (DARTS) takes the
         learning rate of this step's weight update from an ``inject_hyperparams`` weight optimizer (as
         :func:`make_weight_optimizer` builds).
@@ -473,6 +505,9 @@ def make_step(
     apply = model_apply.apply if isinstance(model_apply, nn.Module) else model_apply
     a_update = None if a_optimizer is None else optax.with_extra_args_support(a_optimizer).update
     temperature_at = relax_lib.as_schedule(temperature)
+    if op_dropout is not None and not isinstance(op_dropout, OpDropout):
+        raise ValueError(f"op_dropout must be an OpDropout, got {op_dropout!r}")
+    dropout_rate_at = None if op_dropout is None else relax_lib.as_schedule(op_dropout.rate)
     hard = relaxation.hard
 
     def forward(params, batch_stats, x, weights):
@@ -482,11 +517,24 @@ def make_step(
         logits, updates = apply(variables, x, weights, train=True, hard=hard, mutable=["batch_stats"])
         return logits, updates.get("batch_stats", batch_stats)
 
+    def pass_temperature(step):
+        """What a pass's ``temp`` argument carries: the temperature, and with ``op_dropout`` also its rate."""
+        t = jnp.asarray(temperature_at(step), jnp.float32)
+        return t if op_dropout is None else (t, jnp.asarray(dropout_rate_at(step), jnp.float32))
+
+    def relaxed(arch, key, temp, dropout=False):
+        """The edge weights of one pass (``temp`` from :func:`pass_temperature`), op-dropped if asked and set."""
+        t, rate = temp if isinstance(temp, tuple) else (temp, None)
+        weights = relaxation(arch, key, t)
+        if dropout and rate is not None:
+            weights = drop_op(weights, jax.random.fold_in(key, 0xD0), rate, op_dropout.op, op_dropout.keys)
+        return weights
+
     def loss_of(params, arch, batch_stats, batch, key, temp, delta=None):
         """(loss, (logits, new batch stats, weights)) of one batch under one sample of the relaxation (plus
         ``delta``, a perturbation of the edge weights, if given)."""
         x, y = unpack_batch(batch)
-        weights = relaxation(arch, key, temp)
+        weights = relaxed(arch, key, temp, dropout=True)
         if delta is not None:
             weights = jax.tree_util.tree_map(jnp.add, weights, delta)
         logits, new_bs = forward(params, batch_stats, x, weights)
@@ -526,7 +574,7 @@ def make_step(
         return aux, g_w, g_a, g_d
 
     def clean_weights(arch, key, temp):
-        return jax.lax.stop_gradient(relaxation(arch, key, temp))
+        return jax.lax.stop_gradient(relaxed(arch, key, temp))
 
     def start_delta(arch, key, temp, step):
         """``(clean weights, the perturbation's start, epsilon)`` of a perturbed weight step."""
@@ -614,7 +662,7 @@ def make_step(
 
     def val_loss_at(state, val_batch):
         """``(params, arch) -> (val loss + penalty, (loss, penalty, logits))`` with this step's arch key."""
-        k_a, temp = keys_of(state)[2], temperature_at(state.step)
+        k_a, temp = keys_of(state)[2], pass_temperature(state.step)
 
         def val_loss(p, a):
             loss, (logits, _, weights) = loss_of(p, a, state.batch_stats, val_batch, k_a, temp)
@@ -625,7 +673,7 @@ def make_step(
 
     def train_loss_at(state, batch):
         """``(params, arch) -> train loss`` with this step's unroll key (second order)."""
-        k_t, temp = keys_of(state)[3], temperature_at(state.step)
+        k_t, temp = keys_of(state)[3], pass_temperature(state.step)
         return lambda p, a: loss_of(p, a, state.batch_stats, batch, k_t, temp)[0]
 
     def arch_metrics(val_aux, val_batch):
@@ -649,12 +697,12 @@ def make_step(
     def single_step(state, batch, val_batch):
         k_w = keys_of(state)[1]
         aux, g_w, g_a, _ = gradients(state.params, state.batch_stats, state.arch, batch, k_w,
-                                     temperature_at(state.step), 1.0)
+                                     pass_temperature(state.step), 1.0)
         return single_grad_phase(state, g_w, g_a, aux, batch, val_batch)
 
     def weight_phase(state, arch, a_opt_state, batch, val_batch, arch_metrics_=None):
         """The weight step on the train batch at ``arch`` (already updated in the bi-level modes), then the state."""
-        k_w, temp = keys_of(state)[1], temperature_at(state.step)
+        k_w, temp = keys_of(state)[1], pass_temperature(state.step)
         delta = None if perturb is None else weight_delta(state.params, state.batch_stats, arch, batch, k_w, temp,
                                                           state.step)
 
@@ -686,7 +734,7 @@ def make_step(
 
     def finish(state, key, params, new_bs, arch, w_opt_state, a_opt_state, val_batch, metrics):
         if val_batch is not None and mode in ("weights", "single"):
-            k_a, temp = keys_of(state)[2], temperature_at(state.step)
+            k_a, temp = keys_of(state)[2], pass_temperature(state.step)
             v_loss, (v_logits, _, _) = loss_of(params, arch, new_bs, val_batch, k_a, temp)
             metrics.update(val_loss=v_loss, **val_acc(v_logits, unpack_batch(val_batch)[1]))
         lr = current_learning_rate(w_opt_state)  # the one this step's weight update used
@@ -724,7 +772,7 @@ def make_step(
     options = xla.compiler_options()
     if split and mode in ARCH_MODES:
         return _split_bilevel_step(
-            mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at, arch_metrics,
+            mode, hessian, fd_radius, check_batches, gradients, keys_of, pass_temperature, arch_metrics,
             arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
             perturb, None if perturb is None else (weight_delta if perturb.kind == "mean-shift" else start_delta),
         )
@@ -737,7 +785,7 @@ def make_step(
     return run
 
 
-def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys_of, temperature_at,
+def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys_of, pass_temperature,
                         arch_metrics, arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate,
                         options, perturb=None, start_delta=None):
     """A bi-level (or single-level) step as a sequence of jitted programs around one compiled supernet gradient.
@@ -764,9 +812,9 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys
 
     @jit
     def phase_inputs(state):
-        """This step's keys (weight step, arch step, unroll) and temperature."""
+        """This step's keys (weight step, arch step, unroll) and temperature (with the op-dropout rate)."""
         _, k_w, k_a, k_t = keys_of(state)
-        return k_w, k_a, k_t, jnp.asarray(temperature_at(state.step), jnp.float32)
+        return k_w, k_a, k_t, pass_temperature(state.step)
 
     gradients = jit(gradients)
 
@@ -875,6 +923,7 @@ __all__ = [
     "HESSIANS",
     "MODES",
     "OPTIMIZATIONS",
+    "OpDropout",
     "OptimConfig",
     "PERTURBATIONS",
     "SearchState",
@@ -882,6 +931,7 @@ __all__ = [
     "accuracy",
     "cross_entropy",
     "current_learning_rate",
+    "drop_op",
     "init_search_state",
     "make_arch_optimizer",
     "make_step",

@@ -13,7 +13,8 @@ from scipy import stats
 from jaxnas import relax
 from jaxnas.search import OptimConfig, init_search_state, make_arch_optimizer, make_step, make_weight_optimizer
 from jaxnas.search.regularizers import dirichlet_kl, dirichlet_kl_divergence, zero_one_loss
-from jaxnas.search.steps import WeightPerturbation, mean_shift_point, pgd_delta, project_weights, random_delta
+from jaxnas.search.steps import (OpDropout, WeightPerturbation, mean_shift_point, pgd_delta, project_weights,
+                                 random_delta)
 
 from tests.helpers.tiny_model import TinySupernet, arch_init, batch
 
@@ -152,3 +153,22 @@ def test_mean_shift_step_split_equals_one_program_and_stays_valid():
     with pytest.raises(ValueError, match="bandwidth > 0"):
         make_step(MODEL, mode="bilevel-1st", w_optimizer=optax.sgd(0.1), a_optimizer=optax.adam(1e-3),
                   weight_perturbation=WeightPerturbation("mean-shift", bandwidth=0.0))
+
+
+def _one_step(mode, op_dropout, split, donate=False):
+    cfg = OptimConfig()
+    w_opt, a_opt = make_weight_optimizer(cfg, total_steps=10), make_arch_optimizer(cfg)
+    state = init_search_state(MODEL, arch_init(rkey(1)), batch(0)[0], rkey(0), w_opt, a_opt)
+    step = make_step(MODEL, mode=mode, w_optimizer=w_opt, a_optimizer=a_opt, op_dropout=op_dropout, split=split,
+                     donate=donate)
+    return step(state, batch(50), batch(60))
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_op_dropout_at_rate_zero_is_the_plain_step_and_at_a_high_rate_changes_it(split):
+    plain, m_plain = _one_step("bilevel-1st", None, split)
+    zero, m_zero = _one_step("bilevel-1st", OpDropout(1, 0.0), split)
+    chex.assert_trees_all_close((zero.params, zero.arch), (plain.params, plain.arch), atol=1e-7)
+    assert float(m_zero["loss"]) == pytest.approx(float(m_plain["loss"]), rel=1e-6)
+    high, m_high = _one_step("bilevel-1st", OpDropout(1, lambda step: 0.9 + 0.0 * step), split)
+    assert float(m_high["loss"]) != pytest.approx(float(m_plain["loss"]), rel=1e-4)
