@@ -40,6 +40,9 @@ import jax
 import jax.numpy as jnp
 
 LeafFn = Callable[[jax.Array, "jax.Array | None", Any], jax.Array]
+# the parameter of a pruned op (ASAP, P-DARTS's stages, keep_ops): its softmax/Gumbel/sigmoid weight is exactly 0,
+# and the Dirichlet relaxation leaves it out of the sample (any parameter at or below PRUNED / 2 counts as pruned)
+PRUNED = -1e4
 Schedule = Callable[[Any], jax.Array]
 
 
@@ -190,9 +193,18 @@ def dirichlet_concentration(logits):
 
 def dirichlet_leaf(logits, key, temperature):
     """DrNAS: a sample of ``Dir(elu(a) + 1)`` per edge, differentiable in ``a`` by the pathwise (implicit
-    reparameterisation) gradient of the gamma samples it is made of. ``temperature`` is unused, as in DrNAS."""
+    reparameterisation) gradient of the gamma samples it is made of. ``temperature`` is unused, as in DrNAS.
+
+    Pruned ops (parameter at or below ``PRUNED / 2``, as DrNAS's progressive mask) get weight 0 and the others a
+    sample of the Dirichlet over them alone (a Dirichlet's renormalised sub-vector is the Dirichlet of its
+    concentrations, so sampling all and renormalising the kept ones is exact)."""
     del temperature
-    return jax.random.dirichlet(key, dirichlet_concentration(logits)).astype(logits.dtype)
+    pruned = logits <= PRUNED / 2
+    concentration = jnp.where(pruned, 1.0, dirichlet_concentration(logits))
+    sample = jnp.where(pruned, 0.0, jax.random.dirichlet(key, concentration))
+    # rows without a pruned op keep the plain sample bit for bit
+    sample = jnp.where(pruned.any(-1, keepdims=True), sample / sample.sum(-1, keepdims=True), sample)
+    return sample.astype(logits.dtype)
 
 
 def clipped_leaf(logits, key, temperature):
@@ -337,6 +349,7 @@ def as_schedule(value: float | Schedule) -> Schedule:
 
 __all__ = [
     "ALIASES",
+    "PRUNED",
     "RELAXATIONS",
     "Relaxation",
     "argmax",

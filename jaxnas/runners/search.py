@@ -102,7 +102,7 @@ METHODS: dict[str, dict] = {
 }
 
 ARCH_SCHEDULES = ("every-step", "dynamic")
-PRUNED = -1e4  # the parameter of a pruned op (ASAP): its softmax weight is exactly 0 at any temperature used
+PRUNED = relax_lib.PRUNED  # the parameter of a pruned op (ASAP, keep_ops): its weight is exactly 0
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
 NON_IDENTITY_FIELDS = ("devices", "inject_nan_at")  # beside loop.RUN_FIELDS
@@ -115,9 +115,9 @@ OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "pe
                    "schedule_multiplier", "schedule_threshold", "prune_fraction", "perturbation_samples",
                    "perturbation_bandwidth", "keep_ops", "skip_dropout", "stage_depths", "stage_ops",
                    "stage_skip_dropout", "max_skips")
-# relaxations whose weight of an op with parameter PRUNED is exactly 0 (dirichlet's concentration would be 0, spos
-# samples ops uniformly): keep_ops and P-DARTS need one of them
-MASKABLE = ("softmax", "gumbel", "hard_gumbel", "sigmoid", "argmax", "clipped")
+# relaxations whose weight of an op with parameter PRUNED is exactly 0 (spos samples ops uniformly): keep_ops and
+# P-DARTS need one of them
+MASKABLE = ("softmax", "gumbel", "hard_gumbel", "sigmoid", "argmax", "clipped", "dirichlet")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 from jax.scipy.special import digamma, gammaln
 
-from jaxnas.relax import dirichlet_concentration
+from jaxnas.relax import PRUNED, dirichlet_concentration
 
 
 def zero_one_loss(weights) -> jax.Array:
@@ -44,20 +44,24 @@ def zero_one_loss(weights) -> jax.Array:
     return -jnp.mean(jnp.square(w - 0.5))
 
 
-def dirichlet_kl_divergence(concentration, prior) -> jax.Array:
-    """``KL(Dir(concentration) || Dir(prior))`` over the last axis (one value per leading index)."""
-    a0 = concentration.sum(-1)
-    b0 = prior.sum(-1)
-    return (gammaln(a0) - gammaln(concentration).sum(-1) - gammaln(b0) + gammaln(prior).sum(-1)
-            + ((concentration - prior) * (digamma(concentration) - digamma(a0)[..., None])).sum(-1))
+def dirichlet_kl_divergence(concentration, prior, kept=None) -> jax.Array:
+    """``KL(Dir(concentration) || Dir(prior))`` over the last axis (one value per leading index); with ``kept`` (a
+    boolean mask) over the kept entries only."""
+    if kept is None:
+        kept = jnp.ones(concentration.shape, bool)
+    c, b = jnp.where(kept, concentration, 1.0), jnp.where(kept, prior, 1.0)
+    a0, b0 = jnp.where(kept, c, 0.0).sum(-1), jnp.where(kept, b, 0.0).sum(-1)
+    terms = -gammaln(c) + gammaln(b) + (c - b) * (digamma(c) - digamma(a0)[..., None])
+    return gammaln(a0) - gammaln(b0) + jnp.where(kept, terms, 0.0).sum(-1)
 
 
 def dirichlet_kl(arch) -> jax.Array:
-    """DrNAS's KL anchor regularizer: the sum over every edge of ``KL(Dir(elu(a) + 1) || Dir(1, ..., 1))``."""
+    """DrNAS's KL anchor regularizer: the sum over every edge of ``KL(Dir(elu(a) + 1) || Dir(1, ..., 1))``, over
+    the ops not pruned (:data:`jaxnas.relax.PRUNED`)."""
     total = jnp.zeros((), jnp.float32)
     for a in jax.tree_util.tree_leaves(arch):
         c = dirichlet_concentration(a)
-        total = total + dirichlet_kl_divergence(c, jnp.ones_like(c)).sum()
+        total = total + dirichlet_kl_divergence(c, jnp.ones_like(c), a > PRUNED / 2).sum()
     return total
 
 

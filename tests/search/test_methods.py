@@ -172,3 +172,21 @@ def test_op_dropout_at_rate_zero_is_the_plain_step_and_at_a_high_rate_changes_it
     assert float(m_zero["loss"]) == pytest.approx(float(m_plain["loss"]), rel=1e-6)
     high, m_high = _one_step("bilevel-1st", OpDropout(1, lambda step: 0.9 + 0.0 * step), split)
     assert float(m_high["loss"]) != pytest.approx(float(m_plain["loss"]), rel=1e-4)
+
+
+def test_a_pruned_op_is_left_out_of_the_dirichlet_and_its_kl():
+    """DrNAS with pruned ops (P-DARTS's stages, keep_ops): the kept ops' weights are a sample of the Dirichlet over
+    them alone (its mean), the pruned one is 0; rows without a pruned op are the plain sample bit for bit; the KL
+    anchor is the KL over the kept ops."""
+    logits = jnp.asarray([[0.5, relax.PRUNED, 0.2, 0.0]] * 4000)
+    w = np.asarray(relax.dirichlet({"c": logits}, rkey(0))["c"])
+    c = np.asarray(relax.dirichlet_concentration(jnp.asarray([0.5, 0.2, 0.0])))
+    np.testing.assert_array_equal(w[:, 1], 0.0)
+    np.testing.assert_allclose(w[:, [0, 2, 3]].mean(0), c / c.sum(), atol=0.01)
+    plain = jnp.asarray([[0.5, 0.1, 0.2, 0.0]] * 8)
+    np.testing.assert_array_equal(relax.dirichlet({"c": plain}, rkey(1))["c"],
+                                  jax.random.dirichlet(jax.random.split(rkey(1), 1)[0],
+                                                       relax.dirichlet_concentration(plain)))
+    kl = float(dirichlet_kl({"c": logits[:1]}))
+    expect = float(dirichlet_kl_divergence(jnp.asarray(c), jnp.ones(3)))
+    assert kl == pytest.approx(expect, rel=1e-5) and np.isfinite(kl)
