@@ -82,7 +82,7 @@ _FLAGS = {  # argparse dest -> SearchConfig field
     "proximity_weight": "proximity_weight", "admm_weight": "admm_weight", "admm_every": "admm_every",
     "arch_schedule": "arch_schedule", "schedule_frequency": "schedule_frequency", "prune_fraction": "prune_fraction",
     "stage_depths": "stage_depths", "stage_ops": "stage_ops", "stage_skip_dropout": "stage_skip_dropout",
-    "max_skips": "max_skips",
+    "max_skips": "max_skips", "progressive_ops": "progressive_ops", "progressive_partial": "progressive_partial",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
 
@@ -148,7 +148,8 @@ def register(sub) -> None:
     p.add_argument("--space", choices=searchable_spaces(), help=f"search space (default {d.space})")
     p.add_argument("--method", choices=tuple(METHODS) + tuple(sorted(relax.RELAXATIONS)),
                    help=f"darts (softmax), snas (gumbel), gdas (hard gumbel), asap (annealed softmax, pruning), spos "
-                        f"(uniform single path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet), sdarts-rs / "
+                        f"(uniform single path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet; drnas-progressive: its staged "
+                        f"schedule), sdarts-rs / "
                         f"sdarts-adv (perturbed weight step), msdarts (mean-shifted weight step), rdarts (eigenvalue "
                         f"early stop), pcdarts (partial channels, edge normalization), dartsprime (proximity term, "
                         f"dynamic arch-step schedule), pdarts (progressive stages), or "
@@ -218,6 +219,10 @@ def register(sub) -> None:
                    "(pdarts: 0.1,0.4,0.7)")
     m.add_argument("--max-skips", type=_optional_int, help="P-DARTS: skip connections allowed in the final normal "
                    "cell, or none (pdarts: 2)")
+    m.add_argument("--progressive-ops", type=_ints, help="DrNAS progressive: ops every edge keeps at the start of each "
+                   "later stage (drnas-progressive: 3)")
+    m.add_argument("--progressive-partial", type=_ints, help="DrNAS progressive: partial-channel parameter of each "
+                   "later stage (drnas-progressive: 2, after --partial-channels 4)")
     m.add_argument("--prune-fraction", type=float, help="ASAP: after every epoch prune ops whose weight is below "
                    "this fraction of 1/ops (asap: 0.4)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
@@ -274,7 +279,8 @@ _NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "c
                  "perturbation_steps", "track_eigenvalue", "early_stop", "es_factor", "es_start_epoch",
                  "partial_channels", "edge_normalization", "perturbation_samples", "perturbation_bandwidth",
                  "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
-                 "prune_fraction", "stage_depths", "stage_ops", "stage_skip_dropout", "max_skips")
+                 "prune_fraction", "stage_depths", "stage_ops", "stage_skip_dropout", "max_skips", "progressive_ops",
+                 "progressive_partial")
 
 
 def grow_config_from_args(args) -> GrowConfig:

@@ -48,7 +48,7 @@ from jaxnas.platform import settings
 from jaxnas import data
 from jaxnas.io.checkpoint import save_arrays
 from jaxnas.runners import loop
-from jaxnas.search import curvature, parallel, regularizers
+from jaxnas.search import curvature, morph, parallel, regularizers
 from jaxnas.search.curvature import early_stop_epoch
 from jaxnas.search.steps import (
     OPTIMIZATIONS,
@@ -96,6 +96,10 @@ METHODS: dict[str, dict] = {
     # 0.4, 0.7 (the authors' CIFAR-10 command), at most 2 skips in the final normal cell (jaxnas.runners.progressive)
     "pdarts": {"relaxation": "darts", "stage_depths": (5, 11, 17), "stage_ops": (5, 3, 1),
                "stage_skip_dropout": (0.1, 0.4, 0.7), "max_skips": 2},
+    # DrNAS's progressive schedule on NB201 (its 201-space/train_search_progressive.py): partial channels 1/4 with all
+    # ops for the first half, then the 3 strongest ops per edge with 1/2 of the channels
+    "drnas-progressive": {"relaxation": "dirichlet", "partial_channels": 4, "progressive_ops": (3,),
+                          "progressive_partial": (2,)},
     # ASAP: softmax annealed 1.6 * 0.95^epoch, ops below 0.4 / ops pruned after every epoch (UniNAS's settings;
     # the paper's text was not readable here, docs/methods.md)
     "asap": {"relaxation": "darts", "temperature": "exp:1.6,0.051293,0.01", "prune_fraction": 0.4},
@@ -114,7 +118,7 @@ OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "pe
                    "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
                    "schedule_multiplier", "schedule_threshold", "prune_fraction", "perturbation_samples",
                    "perturbation_bandwidth", "keep_ops", "skip_dropout", "stage_depths", "stage_ops",
-                   "stage_skip_dropout", "max_skips")
+                   "stage_skip_dropout", "max_skips", "progressive_ops", "progressive_partial")
 # relaxations whose weight of an op with parameter PRUNED is exactly 0 (spos samples ops uniformly): keep_ops and
 # P-DARTS need one of them
 MASKABLE = ("softmax", "gumbel", "hard_gumbel", "sigmoid", "argmax", "clipped", "dirichlet")
@@ -191,6 +195,11 @@ class SearchConfig:
         ``stage_depths[k]`` with ``skip_dropout`` ``stage_skip_dropout[k]``, after which every edge keeps its
         ``stage_ops[k]`` strongest ops (``none`` dropped first after the last stage); the final cell is derived
         from the last stage with at most ``max_skips`` skip connections in the DARTS normal cell (None: no cap).
+      progressive_ops / progressive_partial: DrNAS's progressive schedule (``--method drnas-progressive``): the
+        epochs split evenly into ``len + 1`` stages; at the start of stage ``j + 1`` every edge keeps its
+        ``progressive_ops[j]`` strongest ops and the supernet's ``partial_channels`` becomes
+        ``progressive_partial[j]``, the weights and optimizer state carried over with copied channels (DrNAS on
+        NB201: 5 -> 3 ops, 1/4 -> 1/2 of the channels, halfway).
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -251,6 +260,8 @@ class SearchConfig:
     stage_ops: tuple = ()
     stage_skip_dropout: tuple = ()
     max_skips: int | None = None
+    progressive_ops: tuple = ()
+    progressive_partial: tuple = ()
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -396,6 +407,36 @@ class SearchConfig:
             if self.keep_ops is not None or self.skip_dropout:
                 raise ValueError("P-DARTS sets keep_ops and skip_dropout per stage; give stage_ops and "
                                  "stage_skip_dropout instead")
+        for name in ("progressive_ops", "progressive_partial"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                           for v in value):
+                raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        if self.progressive_ops or self.progressive_partial:
+            ops = len(space.primitives)
+            if len(self.progressive_ops) != len(self.progressive_partial):
+                raise ValueError(f"DrNAS progressive: progressive_ops {self.progressive_ops} and progressive_partial "
+                                 f"{self.progressive_partial} need one entry per later stage each")
+            if list(self.progressive_ops) != sorted(self.progressive_ops, reverse=True) or \
+                    self.progressive_ops[0] >= ops:
+                raise ValueError(f"DrNAS progressive: progressive_ops {self.progressive_ops} must shrink from below "
+                                 f"the space's {ops} ops")
+            ks = (self.partial_channels, *self.progressive_partial)
+            if any(b >= a for a, b in zip(ks, ks[1:])):
+                raise ValueError(f"DrNAS progressive: the partial-channel parameter must fall stage by stage "
+                                 f"(wider ops), got {ks}")
+            width = self.sizes().width
+            if any(width % k for k in ks):
+                raise ValueError(f"DrNAS progressive: width {width} must divide by every partial-channel parameter {ks}")
+            if relaxation.name not in MASKABLE:
+                raise ValueError(f"DrNAS progressive prunes ops by a parameter of -1e4, which {self.relaxation!r} does "
+                                 f"not turn into a zero weight")
+            if self.epochs < len(self.progressive_ops) + 1:
+                raise ValueError(f"DrNAS progressive: {len(self.progressive_ops) + 1} stages need at least as many "
+                                 f"epochs, got {self.epochs}")
+            if self.stage_depths or self.track_eigenvalue:
+                raise ValueError("DrNAS progressive does not combine with P-DARTS stages or track_eigenvalue")
         if self.max_skips is not None:
             if isinstance(self.max_skips, bool) or not isinstance(self.max_skips, int) or self.max_skips < 0:
                 raise ValueError(f"max_skips must be a non-negative integer or None, got {self.max_skips!r}")
@@ -493,6 +534,55 @@ def mask_arch(arch, keep_ops, primitives):
         kept = np.asarray([[p in ops for p in primitives] for ops in edges])
         out[key] = jnp.where(jnp.asarray(kept), arch[key], jnp.asarray(PRUNED, arch[key].dtype))
     return out
+
+
+def progressive_boundaries(config: SearchConfig) -> tuple[int, ...]:
+    """The epochs at which DrNAS's later stages start: the epochs split evenly over the stages (DrNAS: 2 stages of
+    25 (DARTS) or 50 (NB201) epochs)."""
+    n = len(config.progressive_ops) + 1
+    return tuple(round(config.epochs * j / n) for j in range(1, n)) if n > 1 else ()
+
+
+def keep_strongest(arch, keep: int, space):
+    """``(arch, pruned count)``: on every edge of the op entries the ``keep`` largest parameters stay (a pruned op,
+    at :data:`PRUNED`, is never among them unless nothing else is left), the others become :data:`PRUNED`
+    (DrNAS's ``prune``: the kept values are not reset)."""
+    out, pruned = dict(arch), 0
+    for key, value in arch.items():
+        a = np.asarray(value)
+        if a.ndim != 2 or a.shape[-1] != len(space.primitives):
+            continue
+        order = np.argsort(-a, axis=-1, kind="stable")[:, :keep]
+        mask = np.zeros(a.shape, bool)
+        np.put_along_axis(mask, order, True, axis=-1)
+        out[key] = np.where(mask, a, np.float32(PRUNED)).astype(a.dtype)
+        pruned += int((out[key] <= PRUNED / 2).sum())
+    return out, pruned
+
+
+def widen_channels(state, fresh_variables: dict, key: jax.Array):
+    """The state on a supernet whose op leaves have more channels (a smaller partial-channel parameter): every axis
+    that grows from ``d`` to ``d'`` keeps its ``d`` channels and fills the rest with copies of random ones (one
+    random map per size pair, so a conv's output channel and its batch statistics copy the same one), in values and
+    optimizer moments alike. Shapes that do not change are copied. (:func:`jaxnas.search.morph.rebuild`.)"""
+    maps: dict[tuple[int, int], np.ndarray] = {}
+
+    def mapping(old: int, new: int) -> np.ndarray:
+        if (old, new) not in maps:
+            extra = np.asarray(jax.random.randint(jax.random.fold_in(key, old * 100003 + new), (new - old,), 0, old))
+            maps[(old, new)] = np.concatenate([np.arange(old), extra])
+        return maps[(old, new)]
+
+    def grow(kind, path, old, fresh):
+        out = jnp.asarray(old)
+        for axis in range(out.ndim):
+            if out.shape[axis] != fresh.shape[axis]:
+                if fresh.shape[axis] < out.shape[axis]:
+                    raise ValueError(f"widen_channels: {kind} leaf {'/'.join(path)} shrinks on axis {axis}")
+                out = jnp.take(out, jnp.asarray(mapping(out.shape[axis], fresh.shape[axis])), axis=axis)
+        return out
+
+    return morph.rebuild(state, fresh_variables, state.arch, morph.Plan(lambda kind, p: p, grow, grow))
 
 
 def arch_optimizer(config: SearchConfig, space, total_steps: int):
@@ -755,13 +845,16 @@ class ImageSearchTask(loop.Task):
             self.mesh = parallel.data_mesh(jax.devices()[: cfg.devices])
         else:
             self.mesh = None
+        self.num_classes = num_classes
+        self.stage = 0  # DrNAS's progressive schedule: the stage whose supernet the steps run (meta keeps it)
         self.model = build_supernet(cfg, num_classes)
         self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
         self.a_opt = arch_optimizer(cfg, self.space, self.total_steps)
         self.derive_options = {} if cfg.relaxation_fn.normalized else {"scores": "values"}
-        common = dict(relaxation=search_relaxation(cfg, self.space), w_optimizer=self.w_opt, temperature=temperature_schedule(cfg, spe),
-                      mesh=self.mesh, report_weight_grad=cfg.arch_schedule == "dynamic",
-                      op_dropout=skip_dropout(cfg, self.space, spe), **arch_objective_terms(cfg))
+        self.common = common = dict(relaxation=search_relaxation(cfg, self.space), w_optimizer=self.w_opt,
+                                    temperature=temperature_schedule(cfg, spe), mesh=self.mesh,
+                                    report_weight_grad=cfg.arch_schedule == "dynamic",
+                                    op_dropout=skip_dropout(cfg, self.space, spe), **arch_objective_terms(cfg))
         self.steps = {"weights": make_step(self.model, mode="weights", **common)}
         if cfg.track_eigenvalue and self.processes > 1:
             raise ValueError("track_eigenvalue (RobustDARTS) runs on one process for now; drop it or run on one host")
@@ -776,6 +869,26 @@ class ImageSearchTask(loop.Task):
         if self.mode != "weights":
             self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
                                               weight_perturbation=weight_perturbation(cfg, spe), **common)
+        self.boundaries = progressive_boundaries(cfg)
+
+    def _use_stage(self, stage: int):
+        """Build the supernet and steps of a progressive stage (DrNAS): its partial-channel parameter."""
+        cfg = self.cfg
+        if stage == self.stage:
+            return
+        self.stage = stage
+        k = cfg.partial_channels if stage == 0 else cfg.progressive_partial[stage - 1]
+        self.model = build_supernet(cfg.replace(partial_channels=int(k), progressive_ops=(), progressive_partial=()),
+                                    self.num_classes)
+        self.steps = {"weights": make_step(self.model, mode="weights", **self.common)}
+        if self.mode != "weights":
+            self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
+                                              weight_perturbation=weight_perturbation(cfg, self.steps_per_epoch),
+                                              **self.common)
+
+    def template(self, meta):
+        self._use_stage(int(meta.get("stage", 0)))
+        return self.init()[0]
 
     def init(self):
         k_arch, k_init = jax.random.split(jax.random.key(self.cfg.seed))
@@ -838,7 +951,7 @@ class ImageSearchTask(loop.Task):
 
     def meta(self):
         return {"eigenvalues": self.eigenvalues, "epoch_archs": self.epoch_archs, "stop_epoch": self.stop_epoch,
-                "schedule": dict(self.schedule)}
+                "schedule": dict(self.schedule), "stage": self.stage}
 
     def resume(self, state, meta):
         self.eigenvalues = [float(v) for v in meta.get("eigenvalues", [])]
@@ -868,6 +981,11 @@ class ImageSearchTask(loop.Task):
         records = [("genotypes", {"epoch": epoch, "step": done, "genotype": g_json, "arch": g_text,
                                   "arch_params": arch_params_json(state.arch)})]
         cfg = self.cfg
+        save_now = False
+        if epoch + 1 in self.boundaries and epoch < cfg.epochs - 1:  # DrNAS: prune, then widen the partial channels
+            state, record = self._next_stage(state, done, epoch)
+            records.append(("metrics", record))
+            save_now = True
         if cfg.prune_fraction and epoch >= cfg.warmup_epochs:  # ASAP: at the next step's temperature
             temperature = float(np.asarray(self.temperature(done)))
             current = loop.host(state.arch)
@@ -888,7 +1006,28 @@ class ImageSearchTask(loop.Task):
                             f"returning the architecture of epoch {back}")
                 records.append(("metrics", {"kind": "early_stop", "epoch": epoch, "step": done,
                                             "returned_epoch": back}))
-        return state, records, False
+        return state, records, save_now
+
+    def _next_stage(self, state, done, epoch):
+        """DrNAS's stage change: every edge keeps its ``progressive_ops`` strongest ops (by parameter; the others
+        at :data:`PRUNED`), and the supernet's partial-channel parameter becomes the next stage's: every op leaf
+        whose channel count grows copies random channels (values, batch statistics and optimizer moments alike, as
+        DrNAS's net2wider and configure_optimizer; the arch and its optimizer state carry over unchanged)."""
+        cfg, stage = self.cfg, self.stage
+        host = jax.device_get(state)
+        arch, kept = keep_strongest(host.arch, int(cfg.progressive_ops[stage]), self.space)
+        old_k = cfg.partial_channels if stage == 0 else cfg.progressive_partial[stage - 1]
+        self._use_stage(stage + 1)
+        fresh = init_state(self.model, arch, self.w_half.image_shape, jax.random.key(0), self.w_opt, self.a_opt)
+        key = jax.random.fold_in(jax.random.key(cfg.seed), 0xC4A7 + stage)
+        new = widen_channels(host.replace(arch=arch), {"params": fresh.params, "batch_stats": fresh.batch_stats},
+                             key)
+        loop.report(f"epoch {epoch}: DrNAS stage {stage + 2}: {cfg.progressive_ops[stage]} ops per edge, partial "
+                    f"channels 1/{old_k} -> 1/{cfg.progressive_partial[stage]}")
+        record = {"kind": "progressive", "epoch": epoch, "step": done, "stage": stage + 1,
+                  "ops_per_edge": int(cfg.progressive_ops[stage]), "partial_channels": int(cfg.progressive_partial[stage]),
+                  "pruned": kept}
+        return self.place(new), record
 
     def finish(self, state, run):
         cfg, space = self.cfg, self.space

@@ -1,15 +1,18 @@
 """P-DARTS's pieces on hand-made inputs: which ops an edge keeps after a stage, the skip-connect cap of the final
-cell, the op dropout and its schedule, and the checks of the stage fields."""
+cell, the op dropout and its schedule, and the checks of the stage fields; DrNAS's stage change (keep the strongest
+ops, copy channels into the wider ops)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxnas import registry
 from jaxnas.runners.progressive import cap_skips, next_keep_ops, run_progressive, stage_config
-from jaxnas.runners.search import METHODS, SearchConfig, mask_arch, run_search, skip_dropout
-from jaxnas.search.steps import drop_op
+from jaxnas.runners.search import (METHODS, SearchConfig, keep_strongest, mask_arch, run_search, skip_dropout,
+                                   widen_channels)
+from jaxnas.search.steps import SearchState, drop_op
 
 NB201 = registry.get_space("nb201")
 DARTS = registry.get_space("darts")
@@ -76,7 +79,7 @@ def test_stage_configs_and_the_checks_of_the_stage_fields():
     with pytest.raises(ValueError, match="give stage_depths"):
         run_progressive(SearchConfig())
     with pytest.raises(ValueError, match="does not turn into a zero weight"):
-        SearchConfig(relaxation="drnas", stage_depths=(1, 2), stage_ops=(3, 1))
+        SearchConfig(relaxation="spos", stage_depths=(1, 2), stage_ops=(3, 1))
     with pytest.raises(ValueError, match="must shrink"):
         SearchConfig(stage_depths=(1, 2), stage_ops=(1, 3))
     with pytest.raises(ValueError, match="one entry per stage"):
@@ -89,3 +92,33 @@ def test_stage_configs_and_the_checks_of_the_stage_fields():
         SearchConfig(keep_ops={"cell": [["conv_9x9"]] * 6})
     with pytest.raises(ValueError, match="skip_dropout must lie"):
         SearchConfig(skip_dropout=1.0)
+
+
+def test_drnas_stage_change_keeps_the_strongest_ops_and_copies_channels():
+    arch = {"cell": np.asarray([[0.3, 0.1, -0.2, 0.5, 0.0]] * 6, np.float32)}
+    kept, pruned = keep_strongest(arch, 3, NB201)
+    assert pruned == 12 and (kept["cell"][:, [2, 4]] <= -5e3).all()  # -0.2 and 0.0 are the weakest
+    np.testing.assert_array_equal(kept["cell"][:, [0, 1, 3]], arch["cell"][:, [0, 1, 3]])
+    again, _ = keep_strongest(kept, 2, NB201)  # a pruned op never comes back
+    assert (again["cell"][:, [1, 2, 4]] <= -5e3).all() and (again["cell"][:, [0, 3]] > 0).all()
+    # a conv kernel 4 -> 8 channels (in and out), its BN statistics, and SGD momentum
+    params = {"op": {"kernel": jnp.arange(3 * 3 * 4 * 4, dtype=jnp.float32).reshape(3, 3, 4, 4)},
+              "head": {"kernel": jnp.ones((2, 2))}}
+    stats = {"op": {"mean": jnp.arange(4.0)}}
+    opt = optax.sgd(0.1, momentum=0.9)
+    state = SearchState.create(params, stats, arch, opt)
+    state = state.replace(w_opt_state=jax.tree_util.tree_map(lambda x: x + 1.0, state.w_opt_state))
+    fresh = {"params": {"op": {"kernel": jnp.zeros((3, 3, 8, 8))}, "head": {"kernel": jnp.zeros((2, 2))}},
+             "batch_stats": {"op": {"mean": jnp.zeros(8)}}}
+    new = widen_channels(state, fresh, jax.random.key(0))
+    k_old, k_new = np.asarray(params["op"]["kernel"]), np.asarray(new.params["op"]["kernel"])
+    assert k_new.shape == (3, 3, 8, 8)
+    np.testing.assert_array_equal(k_new[:, :, :4, :4], k_old)  # the old channels stay
+    m = np.asarray(new.batch_stats["op"]["mean"])
+    np.testing.assert_array_equal(m[:4], np.arange(4.0))
+    for j in range(4, 8):  # a new channel copies an old one, the same one in the kernel and the statistics
+        src = int(m[j])
+        np.testing.assert_array_equal(k_new[:, :, :4, j], k_old[:, :, :, src])
+    np.testing.assert_array_equal(new.params["head"]["kernel"], params["head"]["kernel"])
+    moments = [x for x in jax.tree_util.tree_leaves(new.w_opt_state) if getattr(x, "shape", ()) == (3, 3, 8, 8)]
+    assert moments and np.asarray(moments[0])[:, :, :4, :4].min() >= 1.0  # momentum copied, not zeroed

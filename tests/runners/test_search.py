@@ -211,13 +211,14 @@ def test_spos_trains_weights_then_picks_best_candidate(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["pcdarts"])  # the other methods: tests/test_registry.py, on a toy space
+@pytest.mark.parametrize("method", ["pcdarts", "drnas-progressive"])  # the others: tests/test_registry.py
 def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_path, capsys):
     """``jaxnas search --method M`` on the tiny config; a run stopped after its first checkpoint (a NaN injected at
     step 3) and started again ends where the uninterrupted run does. PC-DARTS changes the supernet, so it runs on
-    NB201 itself."""
+    NB201 itself; so does DrNAS's progressive schedule (pruned to 3 ops and widened to 1/2 of the channels after
+    epoch 0: the run is stopped in its second stage and resumes there)."""
     def argv(workdir, *extra):
-        width = "4" if method == "pcdarts" else "2"  # 1/4 of the channels through each op
+        width = "4" if method in ("pcdarts", "drnas-progressive") else "2"  # 1/4 of the channels through each op
         return ["search", "--method", method, "--width", width, "--depth", "1", "--image-size", "8", "--batch-size", "8",
                 "--epochs", "2", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
                 "--conv-impl", "xla", "--no-progress", "--workdir", str(workdir), *extra]
@@ -234,6 +235,12 @@ def test_each_method_runs_from_the_cli_and_resumes_bit_identical(method, tmp_pat
         assert ref["relaxation"] == "sigmoid" and all(-2.5 <= r["penalty"] <= 0 for r in steps)
     if method == "drnas":
         assert ref["relaxation"] == "dirichlet"
+    if method == "drnas-progressive":
+        change = records(tmp_path / "ref", "progressive")
+        assert [(r["epoch"], r["ops_per_edge"], r["partial_channels"]) for r in change] == [(0, 3, 2)]
+        assert records(tmp_path / "run", "progressive") == change
+        arch = load_arrays(tmp_path / "ref" / "arch.npz")["cell"]
+        assert ((arch <= -5e3).sum(-1) == 2).all()  # 2 of 5 ops pruned on every edge
     if method == "pcdarts":  # the edge logits are trained and recorded with the op logits
         first, last = (json.loads(line)["arch_params"]["cell_edges"]
                        for line in (tmp_path / "ref" / "genotypes.jsonl").read_text().splitlines()[::2])
