@@ -1,0 +1,21 @@
+"""The search configs in experiments/configs load through the CLI's config loader and are valid configs."""
+
+from pathlib import Path
+
+import pytest
+
+from jaxnas.cli.search import load_config_file
+from jaxnas.runners.search import SearchConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+@pytest.mark.parametrize("variant", ["pdarts", "pcdarts", "sdarts-rs", "sdarts-adv", "msdarts", "dartsprime",
+                                     "quick-pdarts"])
+def test_every_darts_family_variant_is_a_valid_search_config(variant):
+    cfg = load_config_file(f"{CONFIGS / 'darts_family_search.py'}:{variant}")
+    assert isinstance(cfg, SearchConfig) and cfg.space == "darts"
+    if "pdarts" in variant:
+        assert cfg.stage_ops == (5, 3, 1) and cfg.max_skips == 2
+    with pytest.raises(ValueError, match="unknown variant"):
+        load_config_file(f"{CONFIGS / 'darts_family_search.py'}:nope")
