@@ -301,3 +301,42 @@ def test_pdarts_stages_prune_ops_restart_the_supernet_and_resume(toy_space, tmp_
     assert ref["genotype"]["op"] in stages[1]["kept_after"]["edge"][0] and ref["method"] == "pdarts"
     assert main(argv(tmp_path / "ref")[:-2] + ["--stage-ops", "1,1", "--workdir", str(tmp_path / "ref")]) == 2
     assert "holds a pdarts run with a different config (stage_ops: [2, 1] -> [1, 1])" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_darts_ada_goes_back_with_more_weight_decay_until_the_maximum(toy_space, tmp_path, monkeypatch, capsys):
+    """``--method rdarts-ada`` with a rule that fires whenever two eigenvalues are known (returning epoch 0): every
+    leg but the last stops after epoch 1 and the next one starts from the state after epoch 0 with 3x the weight
+    decay, until 243e-4; the last leg runs to the end without the early stop. The state it starts from is epoch
+    0's, the learning rate goes on along the same schedule, and a run stopped in leg 1 ends as the uninterrupted
+    one."""
+    def rule(eigenvalues, window, delta, factor, start_epoch):
+        return 0 if len(eigenvalues) == 2 else None
+
+    monkeypatch.setattr(search_runner, "early_stop_epoch", rule)
+
+    def argv(workdir, *extra):
+        return ["search", "--space", "toy-edge", "--method", "rdarts-ada", "--image-size", "8", "--batch-size", "8",
+                "--epochs", "4", "--steps-per-epoch", "2", "--checkpoint-every", "2", "--log-every", "1",
+                "--no-progress", "--workdir", str(workdir), *extra]
+
+    stop_then_resume_in_process(main, argv, tmp_path / "ref", tmp_path / "run")
+    capsys.readouterr()
+    legs = json.loads((tmp_path / "ref" / "legs.json").read_text())
+    assert [leg["weight_decay"] for leg in legs] == pytest.approx([3e-4, 9e-4, 27e-4, 81e-4, 243e-4])
+    assert [bool(leg["early_stop"]) for leg in legs] == [True] * 4 + [False]
+    assert all(leg["start_from"].endswith("iter1/epoch_states/0") for leg in legs[1:])
+    for k in range(1, 6):
+        leg = f"iter{k}"
+        for kind in ("step", "epoch"):
+            assert _records(tmp_path / "run" / leg, kind) == _records(tmp_path / "ref" / leg, kind)
+    assert json.loads((tmp_path / "run" / "genotype.json").read_text()) == \
+        json.loads((tmp_path / "ref" / "genotype.json").read_text())
+    first, second, last = (tmp_path / "ref" / f"iter{k}" for k in (1, 2, 5))
+    assert [r["epoch"] for r in _records(last, "epoch")] == [1, 2, 3]
+    start = json.loads((second / "genotypes.jsonl").read_text().splitlines()[0])
+    epoch0 = next(json.loads(line) for line in (first / "genotypes.jsonl").read_text().splitlines()
+                  if json.loads(line)["epoch"] == 0)
+    assert start["step"] == 2 and start["arch_params"] == epoch0["arch_params"]
+    lr = {r["step"]: r["lr"] for r in _records(first, "step")}
+    assert [r["lr"] for r in _records(second, "step") if r["step"] in lr] == [lr[3], lr[4]]

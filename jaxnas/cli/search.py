@@ -34,7 +34,7 @@ from jaxnas.platform import settings
 from jaxnas.runners.grow import SCHEDULES, GrowConfig, run_growing_search
 from jaxnas.runners.lm import LMConfig, run_lm
 from jaxnas.runners.recurrent_growth import GrowForecastConfig, GrowLMConfig, run_growing_forecast, run_growing_lm
-from jaxnas.runners.progressive import run_progressive
+from jaxnas.runners.progressive import run_adaptive, run_progressive
 from jaxnas.runners.search import METHODS, OPTIMIZATIONS, SearchConfig, run_search
 from jaxnas.search.steps import OptimConfig
 
@@ -151,7 +151,8 @@ def register(sub) -> None:
                         f"(uniform single path), fairdarts (sigmoid + zero-one loss), drnas (Dirichlet; drnas-progressive: its staged "
                         f"schedule), sdarts-rs / "
                         f"sdarts-adv (perturbed weight step), msdarts (mean-shifted weight step), rdarts (eigenvalue "
-                        f"early stop), pcdarts (partial channels, edge normalization), dartsprime (proximity term, "
+                        f"early stop; rdarts-ada: its adaptive regularization), pcdarts (partial channels, edge "
+                        f"normalization), dartsprime (proximity term, "
                         f"dynamic arch-step schedule), pdarts (progressive stages), or "
                         f"a relaxation's name (e.g. clipped: DARTS-PRIME's activation) "
                         f"(default {d.relaxation}); docs/methods.md")
@@ -424,7 +425,8 @@ def _run(args) -> int:
         return _run_grow(args)
     config = config_from_args(args)
     start_distributed(args)
-    result = run_job("search", run_progressive if config.stage_depths else run_search, config)
+    runner = run_progressive if config.stage_depths else run_adaptive if config.adaptive_regularization else run_search
+    result = run_job("search", runner, config)
     m = result.metrics
     summary = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in m)
     print(f"genotype ({config.space}, {config.relaxation}, {result.steps} steps, {result.wall_time:.1f} s): "

@@ -23,6 +23,8 @@ A task says what one step is and what happens around it::
         def after_step(self, state, done, epoch) -> (state, records, save_now)  # events (growth, evaluation)
         def stopped(self) -> bool                             # end the run early (checked after every step)
         def finish(self, state, run) -> result                # final outputs
+        first_step = 0                                        # where a fresh run starts (a run that continues
+                                                              # another's saved state starts after it)
 
 :class:`Task` gives the no-op defaults.
 """
@@ -131,6 +133,7 @@ class Task(abc.ABC):
     logs: tuple[str, ...] = ()
     advice: str = "Lower the learning rate or check the data"
     identity_defaults: dict = {}  # identity fields added later: a run saved without one had this value
+    first_step: int = 0  # a fresh run starts at this global step (a run continuing another's state mid-way)
 
     @abc.abstractmethod
     def init(self) -> tuple[Any, list[tuple[str, dict]]]:
@@ -352,7 +355,7 @@ def run(task: Task, options: LoopOptions):
         report(f"resuming {workdir} from step {start}/{total} ({found.path})")
     else:
         state, records = task.init()
-        start, sums, resumed_from = 0, {}, None
+        start, sums, resumed_from = int(task.first_step), {}, None
         if is_writer:
             for log in logs.values():
                 log.truncate(0)

@@ -1,4 +1,5 @@
-"""P-DARTS (Chen, Xie, Wu, Tian, ICCV 2019): progressive stages that deepen the supernet while pruning its op set.
+"""Searches made of several runs: P-DARTS (Chen, Xie, Wu, Tian, ICCV 2019), progressive stages that deepen the
+supernet while pruning its op set, and RobustDARTS's DARTS-ADA (Zela et al., ICLR 2020; :func:`run_adaptive`).
 
 ::
 
@@ -25,6 +26,7 @@ A rerun continues the first unfinished stage; finished stages are read back.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -150,4 +152,66 @@ def run_progressive(config: SearchConfig) -> ProgressiveResult:
                              sum(r.steps for r in results), workdir, time.time() - start)
 
 
-__all__ = ["PRUNED", "ProgressiveResult", "cap_skips", "next_keep_ops", "run_progressive", "stage_config"]
+def leg_config(config: SearchConfig, k: int, weight_decay: float, start_from: str | None, last: bool) -> SearchConfig:
+    """DARTS-ADA's leg ``k``: a RobustDARTS search at ``weight_decay`` keeping its epoch states, from ``start_from``
+    (None: the start); the last leg (the weight decay at its maximum) has no early stop."""
+    return config.replace(adaptive_regularization=False, early_stop=not last, keep_epoch_states=True,
+                          start_from=start_from, optim=dataclasses.replace(config.optim, w_weight_decay=weight_decay),
+                          workdir=str(Path(config.workdir) / f"iter{k}"))
+
+
+def saved_epoch(workdir: Path, legs: int, epoch: int) -> str:
+    """The newest leg's saved state after ``epoch`` (a leg that started later than it has none)."""
+    for k in range(legs, 0, -1):
+        folder = Path(workdir) / f"iter{k}" / "epoch_states" / str(epoch)
+        if (folder / "state.npz").is_file():
+            return str(folder)
+    raise FileNotFoundError(f"DARTS-ADA: no leg in {workdir} saved the state after epoch {epoch}")
+
+
+def run_adaptive(config: SearchConfig) -> ProgressiveResult:
+    """Run (or resume) RobustDARTS's DARTS-ADA search of ``config`` (``adaptive_regularization``) in
+    ``config.workdir``: leg 1 is a RobustDARTS search; when its early stop fires at epoch ``e`` returning epoch
+    ``b``, leg 2 starts from the saved state after epoch ``b`` with ``reg_factor`` times the weight decay, and so
+    on; once the weight decay has reached ``max_weight_decay`` the leg runs to the end without the early stop (the
+    authors' train_search.py with ``--early_stop 3``: its rollback, restored optimizer and eigenvalue history, and
+    the cosine schedule carried on). The final cell is the last leg's. ``stages`` in the result are the legs;
+    ``WORKDIR/legs.json`` lists each leg's weight decay, start and stop."""
+    if not config.adaptive_regularization:
+        raise ValueError("run_adaptive runs DARTS-ADA: give adaptive_regularization (e.g. --method rdarts-ada)")
+    start = time.time()
+    workdir = Path(config.workdir)
+    if jax.process_index() == 0:
+        loop.check_workdir(workdir, "rdarts-ada", config.identity(), config.to_json(),
+                           SearchConfig.identity_defaults())
+    weight_decay, start_from, results, records = float(config.optim.w_weight_decay), None, [], []
+    for k in range(1, 100):
+        last = weight_decay >= float(config.max_weight_decay) * (1 - 1e-9)
+        cfg = leg_config(config, k, weight_decay, start_from, last)
+        loop.report(f"DARTS-ADA leg {k}: weight decay {weight_decay:g}"
+                    + (f", from {start_from}" if start_from else "") + (" (the last: no early stop)" if last else ""))
+        result = run_search(cfg)
+        results.append(result)
+        stop = json.loads((Path(cfg.workdir) / "genotype.json").read_text()).get("early_stop")
+        records.append({"leg": k, "weight_decay": weight_decay, "start_from": start_from, "arch": result.arch_string,
+                        "early_stop": stop})
+        if not stop:
+            break
+        start_from = saved_epoch(workdir, k, int(stop["returned_epoch"]))
+        weight_decay = min(weight_decay * float(config.reg_factor), float(config.max_weight_decay))
+    last_result = results[-1]
+    if jax.process_index() == 0:
+        loop.write_json(workdir / "legs.json", records)
+        loop.write_json(workdir / "genotype.json", {
+            "space": config.space, "genotype": last_result.genotype_json, "arch": last_result.arch_string,
+            "relaxation": config.relaxation, "optimization": config.optimization, "method": "rdarts-ada",
+            "legs": len(results), "weight_decay": weight_decay, "steps": sum(r.steps for r in results),
+            "final_metrics": last_result.metrics,
+        })
+    return ProgressiveResult(last_result.genotype, last_result.genotype_json, last_result.arch_string,
+                             tuple(results), 0, last_result.metrics, sum(r.steps for r in results), workdir,
+                             time.time() - start)
+
+
+__all__ = ["PRUNED", "ProgressiveResult", "cap_skips", "leg_config", "next_keep_ops", "run_adaptive",
+           "run_progressive", "stage_config"]

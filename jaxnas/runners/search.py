@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from jaxnas import registry
 from jaxnas import relax as relax_lib
 from jaxnas.platform import settings
 from jaxnas import data
-from jaxnas.io.checkpoint import save_arrays
+from jaxnas.io.checkpoint import flatten_state, load_arrays, save_arrays, unflatten_state
 from jaxnas.runners import loop
 from jaxnas.search import curvature, morph, parallel, regularizers
 from jaxnas.search.curvature import early_stop_epoch
@@ -100,6 +101,9 @@ METHODS: dict[str, dict] = {
     # ops for the first half, then the 3 strongest ops per edge with 1/2 of the channels
     "drnas-progressive": {"relaxation": "dirichlet", "partial_channels": 4, "progressive_ops": (3,),
                           "progressive_partial": (2,)},
+    # RobustDARTS's DARTS-ADA: on the early stop, back to the returned epoch with 3x the weight decay, up to 243e-4
+    "rdarts-ada": {"relaxation": "darts", "track_eigenvalue": True, "early_stop": True,
+                   "adaptive_regularization": True},
     # ASAP: softmax annealed 1.6 * 0.95^epoch, ops below 0.4 / ops pruned after every epoch (UniNAS's settings;
     # the paper's text was not readable here, docs/methods.md)
     "asap": {"relaxation": "darts", "temperature": "exp:1.6,0.051293,0.01", "prune_fraction": 0.4},
@@ -118,7 +122,8 @@ OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "pe
                    "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
                    "schedule_multiplier", "schedule_threshold", "prune_fraction", "perturbation_samples",
                    "perturbation_bandwidth", "keep_ops", "skip_dropout", "stage_depths", "stage_ops",
-                   "stage_skip_dropout", "max_skips", "progressive_ops", "progressive_partial")
+                   "stage_skip_dropout", "max_skips", "progressive_ops", "progressive_partial",
+                   "adaptive_regularization", "reg_factor", "max_weight_decay", "keep_epoch_states", "start_from")
 # relaxations whose weight of an op with parameter PRUNED is exactly 0 (spos samples ops uniformly): keep_ops and
 # P-DARTS need one of them
 MASKABLE = ("softmax", "gumbel", "hard_gumbel", "sigmoid", "argmax", "clipped", "dirichlet")
@@ -200,6 +205,14 @@ class SearchConfig:
         ``progressive_ops[j]`` strongest ops and the supernet's ``partial_channels`` becomes
         ``progressive_partial[j]``, the weights and optimizer state carried over with copied channels (DrNAS on
         NB201: 5 -> 3 ops, 1/4 -> 1/2 of the channels, halfway).
+      adaptive_regularization: RobustDARTS's DARTS-ADA (``--method rdarts-ada``; run by
+        :func:`jaxnas.runners.progressive.run_adaptive`): when the early stop fires, the search goes back to the
+        epoch it returned, multiplies the weight decay by ``reg_factor`` (3) and goes on, until the weight decay
+        reaches ``max_weight_decay`` (243e-4 = 3e-4 * 3^4), after which it runs to the end (the authors' defaults).
+        Each leg is a search of this module in ``WORKDIR/iter<k>``: ``keep_epoch_states`` keeps the full state after
+        every epoch (``WORKDIR/epoch_states/<epoch>``: params, statistics, both optimizer states; the disk cost is
+        a few checkpoints per epoch), and ``start_from`` (such a saved epoch) starts a search from one, at the step
+        after that epoch.
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -262,6 +275,11 @@ class SearchConfig:
     max_skips: int | None = None
     progressive_ops: tuple = ()
     progressive_partial: tuple = ()
+    adaptive_regularization: bool = False
+    reg_factor: float = 3.0
+    max_weight_decay: float = 243e-4
+    keep_epoch_states: bool = False
+    start_from: str | None = None
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -437,6 +455,18 @@ class SearchConfig:
                                  f"epochs, got {self.epochs}")
             if self.stage_depths or self.track_eigenvalue:
                 raise ValueError("DrNAS progressive does not combine with P-DARTS stages or track_eigenvalue")
+        if self.adaptive_regularization:
+            if not (self.track_eigenvalue and self.early_stop):
+                raise ValueError("adaptive_regularization (DARTS-ADA) acts when RobustDARTS's early stop fires: it "
+                                 "needs track_eigenvalue and early_stop")
+            if not (isinstance(self.reg_factor, (int, float)) and self.reg_factor > 1):
+                raise ValueError(f"reg_factor must be a number > 1, got {self.reg_factor!r}")
+            if not (isinstance(self.max_weight_decay, (int, float)) and
+                    self.max_weight_decay >= self.optim.w_weight_decay > 0):
+                raise ValueError(f"DARTS-ADA raises the weight decay {self.optim.w_weight_decay} up to "
+                                 f"max_weight_decay, which must be at least as large, got {self.max_weight_decay!r}")
+        if self.start_from is not None and not (Path(self.start_from) / "state.npz").is_file():
+            raise ValueError(f"start_from: {self.start_from} holds no saved epoch state (state.npz)")
         if self.max_skips is not None:
             if isinstance(self.max_skips, bool) or not isinstance(self.max_skips, int) or self.max_skips < 0:
                 raise ValueError(f"max_skips must be a non-negative integer or None, got {self.max_skips!r}")
@@ -870,6 +900,13 @@ class ImageSearchTask(loop.Task):
             self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
                                               weight_perturbation=weight_perturbation(cfg, spe), **common)
         self.boundaries = progressive_boundaries(cfg)
+        self.start_meta = None
+        if cfg.start_from is not None:  # a leg of DARTS-ADA: from a saved epoch of another run, at the next step
+            self.start_meta = json.loads((Path(cfg.start_from) / "meta.json").read_text())
+            self.first_step = (int(self.start_meta["epoch"]) + 1) * spe
+            if self.first_step >= self.total_steps:
+                raise ValueError(f"start_from {cfg.start_from}: epoch {self.start_meta['epoch']} is the last epoch "
+                                 f"of a {cfg.epochs}-epoch search; nothing is left to run")
 
     def _use_stage(self, stage: int):
         """Build the supernet and steps of a progressive stage (DrNAS): its partial-channel parameter."""
@@ -895,8 +932,10 @@ class ImageSearchTask(loop.Task):
         arch = search_relaxation(self.cfg, self.space).initial_arch(self.space.init_arch(k_arch))
         arch = mask_arch(arch, self.cfg.keep_ops, self.space.primitives)
         state = init_state(self.model, arch, self.w_half.image_shape, k_init, self.w_opt, self.a_opt)
+        if self.start_meta is not None:
+            state = self._saved_start(state)
         g_json, g_text = self._genotype(state)
-        return state, [("genotypes", {"epoch": None, "step": 0, "genotype": g_json, "arch": g_text,
+        return state, [("genotypes", {"epoch": None, "step": self.first_step, "genotype": g_json, "arch": g_text,
                                       "arch_params": arch_params_json(state.arch)})]
 
     def place(self, state):
@@ -944,6 +983,28 @@ class ImageSearchTask(loop.Task):
                 sched["threshold"] *= float(cfg.schedule_multiplier)
         sched["grad_sq"] = float(np.asarray(metrics["weight_grad_sq"]))
         return state, {**metrics, "arch_update": float(arch_step)}
+
+    def _saved_start(self, state):
+        """The state (and the task's RobustDARTS values) of the saved epoch ``start_from``, on ``state``'s tree."""
+        arrays = load_arrays(Path(self.cfg.start_from) / "state.npz")
+        state = unflatten_state(state, arrays, self.start_meta["leaves"])
+        self.eigenvalues = [float(v) for v in self.start_meta["eigenvalues"]]
+        self.epoch_archs = dict(self.start_meta["epoch_archs"])
+        return state
+
+    def _save_epoch_state(self, state, epoch):
+        """Keep the full state after ``epoch`` (DARTS-ADA's rollback points; every epoch: a later leg may go back
+        to an epoch of an earlier one, as the authors' per-epoch checkpoints allow)."""
+        cfg = self.cfg
+        if jax.process_index() != 0:
+            return
+        root = Path(cfg.workdir) / "epoch_states"
+        folder = root / str(epoch)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays, leaves = flatten_state(jax.device_get(state))
+        save_arrays(folder / "state.npz", arrays)
+        loop.write_json(folder / "meta.json", {"epoch": epoch, "leaves": leaves, "eigenvalues": self.eigenvalues,
+                                               "epoch_archs": self.epoch_archs})
 
     def _genotype(self, state):
         g = self.space.derive(loop.host(state.arch), **self.derive_options)
@@ -996,9 +1057,10 @@ class ImageSearchTask(loop.Task):
                 state = state.replace(arch=placed)
                 records.append(("metrics", {"kind": "prune", "epoch": epoch, "step": done, "pruned": count,
                                             "temperature": round(temperature, 5)}))
-        if cfg.early_stop:
+        if cfg.early_stop or cfg.keep_epoch_states:
             self.epoch_archs[str(epoch)] = jax.tree_util.tree_map(lambda a: np.asarray(a).tolist(),
                                                                   loop.host(state.arch))
+        if cfg.early_stop:
             back = early_stop_epoch(self.eigenvalues, cfg.es_window, cfg.es_delta, cfg.es_factor, cfg.es_start_epoch)
             if back is not None and epoch < cfg.epochs - 1:
                 self.stop_epoch = back
@@ -1006,6 +1068,8 @@ class ImageSearchTask(loop.Task):
                             f"returning the architecture of epoch {back}")
                 records.append(("metrics", {"kind": "early_stop", "epoch": epoch, "step": done,
                                             "returned_epoch": back}))
+        if cfg.keep_epoch_states:
+            self._save_epoch_state(state, epoch)
         return state, records, save_now
 
     def _next_stage(self, state, done, epoch):
@@ -1099,9 +1163,9 @@ def loop_options(cfg) -> loop.LoopOptions:
 
 def run_search(config: SearchConfig) -> SearchResult:
     """Run (or resume) the search described by ``config`` in ``config.workdir``; see the module docstring."""
-    if config.stage_depths:
-        raise ValueError("this config has P-DARTS stages (stage_depths): run it with "
-                         "jaxnas.runners.progressive.run_progressive")
+    if config.stage_depths or config.adaptive_regularization:
+        raise ValueError("this config has P-DARTS stages (stage_depths) or DARTS-ADA legs (adaptive_regularization): "
+                         "run it with jaxnas.runners.progressive.run_progressive / run_adaptive")
     (genotype, g_json, g_text, arch, final), run = loop.run(ImageSearchTask(config), loop_options(config))
     return SearchResult(genotype, g_json, g_text, arch, final, run.total_steps, run.workdir, run.resumed_from,
                         run.seconds())
