@@ -34,7 +34,7 @@ from jaxnas import registry
 from jaxnas.benchmarks import nb201
 from jaxnas.plot import save_figure
 from jaxnas.plot.figures import new_figure
-from jaxnas.runners.progressive import run_progressive
+from jaxnas.runners.progressive import run_adaptive, run_progressive
 from jaxnas.runners.search import METHODS, SearchConfig, run_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +72,8 @@ ROWS = (
     # per edge (its 8 -> 5 -> 3 -> 1 schedule is the DARTS space's; NB201 has no skip cap)
     ("pdarts", "pdarts", "bilevel-1st", (0,), {"stage_depths": (1, 2), "stage_ops": (3, 1),
                                                "stage_skip_dropout": (0.1, 0.4), "max_skips": None, "epochs": 5}),
+    ("drnas-progressive", "drnas-progressive", "bilevel-1st", (0,), {}),
+    ("rdarts-ada", "rdarts-ada", "bilevel-1st", (0,), {"es_start_epoch": 0}),
 )
 
 
@@ -116,17 +118,24 @@ def run_row(row, method, optimization, seed, extra, workdir: Path, bench, quick)
     cfg = config(method, optimization, seed, extra, workdir / f"{row.replace(' ', '_')}_seed{seed}", quick)
     start = time.time()
     stages = [Path(cfg.workdir) / f"stage{k}" for k in range(len(cfg.stage_depths))] or [Path(cfg.workdir)]
-    result = run_progressive(cfg) if cfg.stage_depths else run_search(cfg)
+    if cfg.stage_depths:
+        result = run_progressive(cfg)
+    elif cfg.adaptive_regularization:  # DARTS-ADA: every leg's seconds; the trajectory of the last leg
+        result = run_adaptive(cfg)
+        stages = [Path(cfg.workdir) / f"iter{k + 1}" for k in range(len(result.stages))]
+    else:
+        result = run_search(cfg)
     g = result.genotype
     return {
         "row": row, "method": method, "optimization": optimization, "seed": seed, "arch": result.arch_string,
         **op_counts(g), **{f"{d}_test": round(float(bench.query(g, d)["test_acc"]), 2) for d in DATASETS},
         "val_accuracy": result.metrics.get("val_accuracy"), "steps": result.steps,
         "seconds": round(sum(search_seconds(d, time.time() - start) for d in stages), 1),
-        "trajectory": [dict(t, epoch=t["epoch"] + k * cfg.epochs, stage=k)  # P-DARTS: its stages one after another
-                       for k, d in enumerate(stages) for t in trajectory(d, bench)],
+        "trajectory": (trajectory(stages[-1], bench) if cfg.adaptive_regularization else
+                       [dict(t, epoch=t["epoch"] + k * cfg.epochs, stage=k)  # P-DARTS: its stages one after another
+                        for k, d in enumerate(stages) for t in trajectory(d, bench)]),
         **{k: v for k, v in json.loads((Path(cfg.workdir) / "genotype.json").read_text()).items()
-           if k in ("eigenvalues", "early_stop")},
+           if k in ("eigenvalues", "early_stop", "legs", "weight_decay")},
         "config": {k: v for k, v in cfg.to_json().items() if k not in ("workdir", "dataset", "progress")},
     }
 
