@@ -156,23 +156,45 @@ def table(results: list[dict]) -> str:
 
 
 def picture(results: list[dict]) -> None:
-    fig = new_figure(10.0, 3.6)
-    ax_acc, ax_free = fig.subplots(1, 2)
-    for i, r in enumerate(results):
+    """One small panel per row (seed 0): the derived cell's CIFAR-10 table accuracy (line, left) and its number of
+    parameter-free ops (steps, right) after every epoch."""
+    rows = [r for row, *_ in ROWS for r in results if r["row"] == row and r["seed"] == 0]
+    cols = 5
+    nrows = -(-len(rows) // cols)
+    fig = new_figure(2.6 * cols, 1.9 * nrows + 0.6)
+    axes = np.atleast_1d(fig.subplots(nrows, cols, sharex=True, sharey=True)).ravel()
+    for ax, r in zip(axes, rows):
         t = r["trajectory"]
         epochs = [p["epoch"] + 1 for p in t]
-        label = f"{r['row']} (seed {r['seed']})"
-        style = dict(color=f"C{i % 10}", lw=1.3, ls="-" if r["optimization"] != "single-level" else "--")
-        ax_acc.plot(epochs, [p["cifar10_test"] for p in t], label=label, **style)
-        ax_free.plot(epochs, [p["parameter_free"] for p in t], **style)
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("NB201 CIFAR-10 test accuracy of the derived cell (%)")
-    ax_free.set_xlabel("epoch")
-    ax_free.set_ylabel("parameter-free ops in the derived cell (of 6)")
-    ax_free.set_ylim(-0.2, 6.2)
-    fig.legend(loc="outside right upper", fontsize=7, frameon=False)
-    fig.suptitle("NB201 collapse study (search on Fashion-MNIST, cells looked up in the NB201 table)")
+        ax.plot(epochs, [p["cifar10_test"] for p in t], color="C0", lw=1.4, gid=f"curve:{r['row']}:accuracy")
+        ax.set_ylim(0, 100)
+        free = ax.twinx()
+        free.step(epochs, [p["parameter_free"] for p in t], where="mid", color="C3", lw=1.0,
+                  gid=f"curve:{r['row']}:parameter_free")
+        free.set_ylim(-0.3, 6.3)
+        free.set_yticks([0, 3, 6])
+        ax.set_title(f"{r['row']}: {r['cifar10_test']:.1f}%", fontsize=8)
+        ax.tick_params(labelsize=7)
+        free.tick_params(labelsize=7, colors="C3")
+    for ax in axes[len(rows):]:
+        ax.set_visible(False)
+    fig.supxlabel("epoch")
+    fig.supylabel("CIFAR-10 test accuracy of the derived cell (%, blue); parameter-free ops of 6 (red)", fontsize=9)
+    fig.suptitle("NB201 collapse study (search on Fashion-MNIST, cells looked up in the NB201 table), seed 0")
     save_figure(fig, PICTURE)
+
+
+def notes(results: list[dict]) -> str:
+    """The RobustDARTS rows' early stops and DARTS-ADA's legs, one line each."""
+    out = []
+    for r in results:
+        if r.get("early_stop"):
+            out.append(f"- {r['row']}: early stop after {r['early_stop']['steps']} steps, returning epoch "
+                       f"{r['early_stop']['returned_epoch']}; eigenvalues per epoch "
+                       f"{', '.join(f'{v:.3g}' for v in r.get('eigenvalues', []))}")
+        if r.get("legs"):
+            out.append(f"- {r['row']}: {r['legs']} legs, ending at weight decay {r['weight_decay']:g}")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
@@ -187,8 +209,9 @@ def main(argv=None) -> int:
     if args.table:
         saved = json.loads(RESULTS.read_text())
         text = table(saved["rows"])
+        extra = notes(saved["rows"])
         TABLE.write_text(f"# NB201 collapse study: results\n\nBudget: {saved['budget']}.\n"
-                         f"{saved.get('status', '')}\n\n{text}\n\nWritten by `python experiments/nb201_collapse.py "
+                         f"{saved.get('status', '')}\n\n{text}\n\n{extra}\n\nWritten by `python experiments/nb201_collapse.py "
                          f"--table` from experiments/results/nb201_collapse.json; docs/methods.md discusses it.\n")
         print(text)
         picture(saved["rows"])

@@ -164,6 +164,7 @@ def _one_step(mode, op_dropout, split, donate=False):
     return step(state, batch(50), batch(60))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", [False, True])
 def test_op_dropout_at_rate_zero_is_the_plain_step_and_at_a_high_rate_changes_it(split):
     plain, m_plain = _one_step("bilevel-1st", None, split)
