@@ -15,7 +15,8 @@ derived cell, its op counts, its table accuracies, the per-epoch trajectory), th
 
 Commands::
 
-    python experiments/nb201_collapse.py --workdir /tmp/nb201_collapse          # the recorded study (about an hour)
+    python experiments/nb201_collapse.py --workdir runs/nb201_collapse          # the recorded study (3.6 h wall)
+    python experiments/nb201_collapse.py --rows pdarts --workdir runs/nb201_collapse  # one row, merged in
     python experiments/nb201_collapse.py --workdir /tmp/c --quick               # every row for a few steps
     python experiments/nb201_collapse.py --table                                # the table of the results file
 """
