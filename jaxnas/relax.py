@@ -40,10 +40,15 @@ import jax
 import jax.numpy as jnp
 
 LeafFn = Callable[[jax.Array, "jax.Array | None", Any], jax.Array]
+Schedule = Callable[[Any], jax.Array]
 # the parameter of a pruned op (ASAP, P-DARTS's stages, keep_ops): its softmax/Gumbel/sigmoid weight is exactly 0,
 # and the Dirichlet relaxation leaves it out of the sample (any parameter at or below PRUNED / 2 counts as pruned)
 PRUNED = -1e4
-Schedule = Callable[[Any], jax.Array]
+
+
+def is_pruned(logits):
+    """Which ops of ``logits`` are pruned (parameter at or below ``PRUNED / 2``); works on numpy and jax arrays."""
+    return logits <= PRUNED / 2
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ def dirichlet_leaf(logits, key, temperature):
     sample of the Dirichlet over them alone (a Dirichlet's renormalised sub-vector is the Dirichlet of its
     concentrations, so sampling all and renormalising the kept ones is exact)."""
     del temperature
-    pruned = logits <= PRUNED / 2
+    pruned = is_pruned(logits)
     concentration = jnp.where(pruned, 1.0, dirichlet_concentration(logits))
     sample = jnp.where(pruned, 0.0, jax.random.dirichlet(key, concentration))
     # rows without a pruned op keep the plain sample bit for bit
@@ -351,6 +356,7 @@ __all__ = [
     "ALIASES",
     "PRUNED",
     "RELAXATIONS",
+    "is_pruned",
     "Relaxation",
     "argmax",
     "as_schedule",

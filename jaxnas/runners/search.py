@@ -399,9 +399,9 @@ class SearchConfig:
             if not isinstance(value, (tuple, list)):
                 raise ValueError(f"{name} must be a sequence, got {value!r}")
             object.__setattr__(self, name, tuple(value))
-        if (self.keep_ops is not None or self.stage_depths) and relaxation.name not in MASKABLE:
-            raise ValueError(f"keep_ops / P-DARTS stages prune ops by a parameter of -1e4, which {self.relaxation!r} "
-                             f"does not turn into a zero weight; use one of {', '.join(MASKABLE)}")
+        if (self.keep_ops is not None or self.stage_depths or self.progressive_ops) and relaxation.name not in MASKABLE:
+            raise ValueError(f"keep_ops / P-DARTS stages / DrNAS progressive prune ops by a parameter of -1e4, which "
+                             f"{self.relaxation!r} does not turn into a zero weight; use one of {', '.join(MASKABLE)}")
         if not isinstance(self.skip_dropout, (int, float)) or isinstance(self.skip_dropout, bool) \
                 or not 0 <= self.skip_dropout < 1:
             raise ValueError(f"skip_dropout must lie in [0, 1), got {self.skip_dropout!r}")
@@ -447,9 +447,6 @@ class SearchConfig:
             width = self.sizes().width
             if any(width % k for k in ks):
                 raise ValueError(f"DrNAS progressive: width {width} must divide by every partial-channel parameter {ks}")
-            if relaxation.name not in MASKABLE:
-                raise ValueError(f"DrNAS progressive prunes ops by a parameter of -1e4, which {self.relaxation!r} does "
-                                 f"not turn into a zero weight")
             if self.epochs < len(self.progressive_ops) + 1:
                 raise ValueError(f"DrNAS progressive: {len(self.progressive_ops) + 1} stages need at least as many "
                                  f"epochs, got {self.epochs}")
@@ -573,11 +570,16 @@ def progressive_boundaries(config: SearchConfig) -> tuple[int, ...]:
     return tuple(round(config.epochs * j / n) for j in range(1, n)) if n > 1 else ()
 
 
+def pruned_count(arch) -> int:
+    """How many ops of ``arch`` are pruned (:func:`jaxnas.relax.is_pruned`)."""
+    return sum(int(np.asarray(relax_lib.is_pruned(np.asarray(a))).sum()) for a in jax.tree_util.tree_leaves(arch))
+
+
 def keep_strongest(arch, keep: int, space):
     """``(arch, pruned count)``: on every edge of the op entries the ``keep`` largest parameters stay (a pruned op,
     at :data:`PRUNED`, is never among them unless nothing else is left), the others become :data:`PRUNED`
     (DrNAS's ``prune``: the kept values are not reset)."""
-    out, pruned = dict(arch), 0
+    out = dict(arch)
     for key, value in arch.items():
         a = np.asarray(value)
         if a.ndim != 2 or a.shape[-1] != len(space.primitives):
@@ -586,8 +588,7 @@ def keep_strongest(arch, keep: int, space):
         mask = np.zeros(a.shape, bool)
         np.put_along_axis(mask, order, True, axis=-1)
         out[key] = np.where(mask, a, np.float32(PRUNED)).astype(a.dtype)
-        pruned += int((out[key] <= PRUNED / 2).sum())
-    return out, pruned
+    return out, pruned_count(out)
 
 
 def widen_channels(state, fresh_variables: dict, key: jax.Array):
@@ -643,12 +644,10 @@ def prune_arch(arch, temperature: float, threshold: float):
     def one(a):
         a = np.asarray(a)
         w = np.asarray(jax.nn.softmax(jnp.asarray(a, jnp.float32) / temperature, axis=-1))
-        out = np.where((w < threshold / a.shape[-1]) | (a <= PRUNED / 2), np.float32(PRUNED), a).astype(a.dtype)
-        return out
+        return np.where((w < threshold / a.shape[-1]) | relax_lib.is_pruned(a), np.float32(PRUNED), a).astype(a.dtype)
 
     pruned = jax.tree_util.tree_map(one, arch)
-    count = sum(int((np.asarray(a) <= PRUNED / 2).sum()) for a in jax.tree_util.tree_leaves(pruned))
-    return pruned, count
+    return pruned, pruned_count(pruned)
 
 
 def skip_dropout(config: SearchConfig, space, steps_per_epoch: int) -> OpDropout | None:
@@ -885,7 +884,7 @@ class ImageSearchTask(loop.Task):
                                     temperature=temperature_schedule(cfg, spe), mesh=self.mesh,
                                     report_weight_grad=cfg.arch_schedule == "dynamic",
                                     op_dropout=skip_dropout(cfg, self.space, spe), **arch_objective_terms(cfg))
-        self.steps = {"weights": make_step(self.model, mode="weights", **common)}
+        self._build_steps()
         if cfg.track_eigenvalue and self.processes > 1:
             raise ValueError("track_eigenvalue (RobustDARTS) runs on one process for now; drop it or run on one host")
         self.curvature = eigenvalue_program(self.model, cfg, spe) if cfg.track_eigenvalue else None
@@ -895,10 +894,7 @@ class ImageSearchTask(loop.Task):
         # DARTS-PRIME's dynamic schedule: the last weight step's squared gradient norm (-1: none yet) and the
         # threshold below which it lets an architecture step run; kept in the checkpoints' meta
         self.schedule = {"grad_sq": -1.0, "threshold": float(cfg.schedule_threshold)}
-        self.temperature = temperature_schedule(cfg, spe)
-        if self.mode != "weights":
-            self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
-                                              weight_perturbation=weight_perturbation(cfg, spe), **common)
+        self.temperature = common["temperature"]
         self.boundaries = progressive_boundaries(cfg)
         self.start_meta = None
         if cfg.start_from is not None:  # a leg of DARTS-ADA: from a saved epoch of another run, at the next step
@@ -917,6 +913,11 @@ class ImageSearchTask(loop.Task):
         k = cfg.partial_channels if stage == 0 else cfg.progressive_partial[stage - 1]
         self.model = build_supernet(cfg.replace(partial_channels=int(k), progressive_ops=(), progressive_partial=()),
                                     self.num_classes)
+        self._build_steps()
+
+    def _build_steps(self):
+        """The jitted steps of ``self.model``: the weight-only one, and the search mode's."""
+        cfg = self.cfg
         self.steps = {"weights": make_step(self.model, mode="weights", **self.common)}
         if self.mode != "weights":
             self.steps[self.mode] = make_step(self.model, mode=self.mode, a_optimizer=self.a_opt, hessian=cfg.hessian,
@@ -1050,7 +1051,7 @@ class ImageSearchTask(loop.Task):
         if cfg.prune_fraction and epoch >= cfg.warmup_epochs:  # ASAP: at the next step's temperature
             temperature = float(np.asarray(self.temperature(done)))
             current = loop.host(state.arch)
-            before = sum(int((np.asarray(a) <= PRUNED / 2).sum()) for a in jax.tree_util.tree_leaves(current))
+            before = pruned_count(current)
             arch, count = prune_arch(current, temperature, float(cfg.prune_fraction))
             if count > before:
                 placed = jax.tree_util.tree_map(lambda ref, a: jax.device_put(a, ref.sharding), state.arch, arch)

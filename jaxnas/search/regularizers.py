@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 from jax.scipy.special import digamma, gammaln
 
-from jaxnas.relax import PRUNED, dirichlet_concentration
+from jaxnas.relax import dirichlet_concentration, is_pruned
 
 
 def zero_one_loss(weights) -> jax.Array:
@@ -57,11 +57,11 @@ def dirichlet_kl_divergence(concentration, prior, kept=None) -> jax.Array:
 
 def dirichlet_kl(arch) -> jax.Array:
     """DrNAS's KL anchor regularizer: the sum over every edge of ``KL(Dir(elu(a) + 1) || Dir(1, ..., 1))``, over
-    the ops not pruned (:data:`jaxnas.relax.PRUNED`)."""
+    the ops not pruned (:func:`jaxnas.relax.is_pruned`)."""
     total = jnp.zeros((), jnp.float32)
     for a in jax.tree_util.tree_leaves(arch):
         c = dirichlet_concentration(a)
-        total = total + dirichlet_kl_divergence(c, jnp.ones_like(c), a > PRUNED / 2).sum()
+        total = total + dirichlet_kl_divergence(c, jnp.ones_like(c), ~is_pruned(a)).sum()
     return total
 
 
