@@ -38,9 +38,9 @@ KINDS = ("dense", "depthwise", "pool", "pool_strided")
 CPU_CHOICE = {"dense": "xla", "depthwise": "shift", "pool": "shift", "pool_strided": "shift"}
 
 
-# inside the branch of a conditional XLA:CPU runs its own convolutions with a slow generic loop, while im2col's
-# matrix product runs as fast there as anywhere (docs/cpu-performance.md, "Conditionals on CPU")
-CPU_CHOICE_IN_CONDITIONAL = {**CPU_CHOICE, "dense": "shift"}
+# inside the branch of a conditional XLA:CPU runs autodiff's gradient convolutions with a slow generic loop: there
+# the xla dense conv takes a hand-written gradient (dense_conv_cpu; docs/cpu-performance.md, "Conditionals on CPU")
+CPU_CHOICE_IN_CONDITIONAL = {**CPU_CHOICE, "dense": "xla"}
 _TRACING_CONDITIONAL = contextvars.ContextVar("jaxnas_tracing_conditional", default=False)
 
 
@@ -248,20 +248,63 @@ def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
             x = x[:, ::stride, ::stride, :]
         return x @ kernel.reshape(cin, kernel.shape[-1])
     if impl == "xla":
-        return lax.conv_general_dilated(
-            x,
-            kernel,
-            window_strides=(stride, stride),
-            padding=((padding, padding), (padding, padding)),
-            rhs_dilation=(dilation, dilation),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=groups,
-        )
+        if groups == 1 and _TRACING_CONDITIONAL.get() and jax.default_backend() == "cpu":
+            return dense_conv_cpu(x, kernel, stride, padding, dilation)
+        return _lax_conv(x, kernel, stride, padding, dilation, groups)
     if groups == 1:
         return _im2col_conv(x, kernel, stride, padding, dilation)
     if groups == cin and kernel.shape[-1] == cin:
         return depthwise_shift(x, kernel.reshape(k, k, cin), stride, padding, dilation)
     raise ValueError(f"groups must be 1 or equal to the channel count ({cin}), got {groups}")
+
+
+def _lax_conv(x, kernel, stride, padding, dilation, groups=1):
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=(stride, stride),
+        padding=((padding, padding), (padding, padding)),
+        rhs_dilation=(dilation, dilation),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def dense_conv_cpu(x: jax.Array, kernel: jax.Array, stride: int, padding: int, dilation: int) -> jax.Array:
+    """A dense NHWC/HWIO convolution (``lax.conv_general_dilated``) with a hand-written gradient for the branch of
+    a conditional on CPU (:func:`conv2d` uses it there): the input gradient is a convolution of the same NHWC/HWIO
+    form (the flipped kernel with its channels swapped), the kernel gradient one matrix product per tap.
+
+    Why: autodiff's gradient convolutions have other dimension orders (the kernel gradient contracts over the
+    batch), which XLA:CPU rewrites into a form its convolution kernels take, except inside the branch of a
+    conditional, where it runs them with a slow generic loop (docs/cpu-performance.md, "Conditionals on CPU").
+    The rules are jax ops, so they can be differentiated again (second-order DARTS).
+    """
+    return _lax_conv(x, kernel, stride, padding, dilation)
+
+
+def _dense_conv_cpu_fwd(x, kernel, stride, padding, dilation):
+    return dense_conv_cpu(x, kernel, stride, padding, dilation), (x, kernel)
+
+
+def _dense_conv_cpu_bwd(stride, padding, dilation, res, g):
+    x, kernel = res
+    k = kernel.shape[0]
+    # input gradient: a stride-1 correlation of the dilated, padded output gradient with the flipped kernel whose
+    # input and output channels are swapped
+    pads_h = _transpose_pads(x.shape[1], g.shape[1], k, stride, padding, dilation)
+    pads_w = _transpose_pads(x.shape[2], g.shape[2], k, stride, padding, dilation)
+    gp = lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), pads_h, pads_w, (0, 0, 0)))
+    dx = _lax_conv(gp, jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2)), 1, 0, dilation)
+    # kernel gradient: one matrix product per tap, view_t(padded x)^T @ g, over the batch and the output positions
+    views = _shifted_slices(_pad_hw(x, padding), k, stride, dilation, g.shape[1:3])
+    g2 = g.reshape(-1, g.shape[-1])
+    dk = jnp.stack([v.reshape(-1, x.shape[-1]).T @ g2 for v in views]).reshape(kernel.shape)
+    return dx, dk
+
+
+dense_conv_cpu.defvjp(_dense_conv_cpu_fwd, _dense_conv_cpu_bwd)
 
 
 @functools.partial(jax.checkpoint, static_argnums=(2, 3, 4))

@@ -90,11 +90,48 @@ def test_windows_traced_inside_a_conditional_take_the_conditional_choice(monkeyp
     settings.reload()
     cpu = jax.default_backend() == "cpu"
     with ops.tracing_conditional():
-        assert ops.default_impl("dense") == ("shift" if cpu else "xla")  # im2col: XLA:CPU's conv is slow in a branch
-    assert ops.default_impl("dense") == "xla"  # restored on leaving the block
+        assert ops.default_impl("pool") == ("shift" if cpu else "xla")
+        assert ops.default_impl("dense") == "xla"  # with its hand-written gradient on CPU (next test)
+    assert not ops._TRACING_CONDITIONAL.get()  # restored on leaving the block
     settings.configure(conv_impl="xla")  # a forced implementation wins everywhere
     with ops.tracing_conditional():
         assert ops.default_impl("dense") == "xla"
+
+
+def test_dense_conv_inside_a_conditional_takes_the_hand_written_gradient_on_cpu():
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 5))
+
+    def conv():  # a new function per trace: jax caches a function's trace, whatever the context
+        return lambda x: ops.conv2d(x, kernel, padding=1, impl="xla")
+
+    outside = str(jax.make_jaxpr(conv())(X))
+    with ops.tracing_conditional():
+        inside = str(jax.make_jaxpr(conv())(X))
+    assert "custom_vjp_call" not in outside
+    assert ("custom_vjp_call" in inside) == (jax.default_backend() == "cpu")
+
+
+@pytest.mark.parametrize("size", [8, 7])
+@pytest.mark.parametrize("window", [(3, 1, 1, 1), (3, 2, 1, 1), (5, 2, 4, 2), (3, 1, 2, 2), (3, 2, 0, 1)])
+def test_dense_conv_cpu_gradients_match_xla_to_second_order(window, size):
+    # (kernel, stride, padding, dilation); the exact DARTS hypergradient differentiates the rule again
+    k, stride, padding, dilation = window
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 3))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, 3, 4))
+
+    def f(conv):
+        return lambda x, w: jnp.sum(jnp.sin(conv(x, w, stride, padding, dilation)) ** 2)
+
+    hand, plain = f(ops.dense_conv_cpu), f(ops._lax_conv)
+    np.testing.assert_allclose(hand(x, kernel), plain(x, kernel), rtol=1e-6)
+    for a, b in zip(jax.grad(hand, argnums=(0, 1))(x, kernel), jax.grad(plain, argnums=(0, 1))(x, kernel)):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+    def second(g):
+        return jax.grad(lambda x, w: jnp.sum(jax.grad(g, argnums=(0, 1))(x, w)[1] ** 3), argnums=(0, 1))
+
+    for a, b in zip(second(hand)(x, kernel), second(plain)(x, kernel)):
+        np.testing.assert_allclose(a, b, atol=2e-3, rtol=2e-3)
 
 
 def test_pool_bn_only_for_pools():
