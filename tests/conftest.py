@@ -23,6 +23,10 @@ REQUIRE_SHARED = os.environ.get("JAXNAS_REQUIRE_SHARED") == "1"
 TEST_JIT_CACHE = os.environ.get("JAXNAS_TEST_JIT_CACHE", str(pathlib.Path(tempfile.gettempdir()) / "jaxnas-test-jit-cache"))
 
 enable_compilation_cache(TEST_JIT_CACHE)
+# one compiled supernet gradient per split step (the library's default compiles a second, arch-only one: faster
+# steps, more compile time, which tiny test searches only pay); inherited by the CLI runs of the tests. The tests
+# that build steps with make_step(arch_only_pass=True) cover the default.
+os.environ.setdefault("JAXNAS_CPU_ARCH_PASS", "shared")
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ The ``JAXNAS_*`` variables are read once, checked, into a frozen :class:`Setting
 |---|---|---|
 | ``JAXNAS_CONV_IMPL`` | ``conv_impl`` | ``auto`` (per window kind and backend, :func:`jaxnas.nn.ops.default_impl`), ``xla``, ``shift`` |
 | ``JAXNAS_CPU_SCHEDULER`` | ``cpu_scheduler`` | ``memory`` (XLA:CPU's memory-optimised scheduler), ``default`` |
+| ``JAXNAS_CPU_ARCH_PASS`` | ``cpu_arch_pass`` | ``arch-only`` (a split step's passes whose weight gradient is unused differentiate the architecture alone: a second compiled program), ``shared`` (one compiled gradient for every pass: less compile time) |
 | ``JAXNAS_CPU_MALLOC`` | ``cpu_malloc`` | ``hugepages``, ``keep``, ``plain`` (:mod:`jaxnas.platform.hostmem`) |
 | ``JAXNAS_COMPILATION_CACHE`` | ``compilation_cache`` | a directory (default ``~/.cache/jaxnas/xla``) or ``off`` |
 | ``JAXNAS_NO_PROGRESS`` | ``progress`` | unset: progress bars; ``1``: none |
@@ -23,6 +24,7 @@ from pathlib import Path
 CONV_IMPLS = ("auto", "xla", "shift")
 CPU_SCHEDULERS = ("memory", "default")
 CPU_MALLOCS = ("hugepages", "keep", "plain")
+CPU_ARCH_PASSES = ("arch-only", "shared")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +32,13 @@ class Settings:
     conv_impl: str = "auto"
     cpu_scheduler: str = "memory"
     cpu_malloc: str = "hugepages"
+    cpu_arch_pass: str = "arch-only"
     compilation_cache: str = str(Path.home() / ".cache" / "jaxnas" / "xla")
     progress: bool = True
 
     def __post_init__(self):
         for name, allowed in (("conv_impl", CONV_IMPLS), ("cpu_scheduler", CPU_SCHEDULERS),
-                              ("cpu_malloc", CPU_MALLOCS)):
+                              ("cpu_malloc", CPU_MALLOCS), ("cpu_arch_pass", CPU_ARCH_PASSES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
 
@@ -44,6 +47,7 @@ _VARIABLES = {
     "JAXNAS_CONV_IMPL": ("conv_impl", CONV_IMPLS),
     "JAXNAS_CPU_SCHEDULER": ("cpu_scheduler", CPU_SCHEDULERS),
     "JAXNAS_CPU_MALLOC": ("cpu_malloc", CPU_MALLOCS),
+    "JAXNAS_CPU_ARCH_PASS": ("cpu_arch_pass", CPU_ARCH_PASSES),
 }
 
 
@@ -102,5 +106,5 @@ def reload() -> Settings:
     return current()
 
 
-__all__ = ["CONV_IMPLS", "CPU_MALLOCS", "CPU_SCHEDULERS", "Settings", "accelerator_requested_off", "configure",
+__all__ = ["CONV_IMPLS", "CPU_ARCH_PASSES", "CPU_MALLOCS", "CPU_SCHEDULERS", "Settings", "accelerator_requested_off", "configure",
            "current", "environ", "from_environ", "reload"]

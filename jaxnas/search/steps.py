@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnas.platform import xla
+from jaxnas.platform import settings, xla
 from jaxnas import relax as relax_lib
 from jaxnas.search import parallel
 
@@ -425,6 +425,7 @@ def make_step(
     donate: bool = True,
     jit: bool = True,
     split: bool | None = None,
+    arch_only_pass: bool | None = None,
 ) -> Callable:
     """Build ``step(state, batch, val_batch=None) -> (state, metrics)``.
 
@@ -468,6 +469,10 @@ def make_step(
         count (docs/cpu-performance.md); one program elsewhere. The single-level step splits the same way (its
         gradient, then both updates); the weight-only step is always one program. The split step has
         ``.programs`` (its jitted parts).
+      arch_only_pass: in a split step, run the passes whose weight gradient is not used (the first-order val pass,
+        the two finite-difference passes) as a second compiled program that differentiates the architecture alone
+        (about half the time of those passes, one more compile); ``False``: one compiled gradient for every pass.
+        Default: the ``cpu_arch_pass`` setting (:mod:`jaxnas.platform.settings`, ``JAXNAS_CPU_ARCH_PASS``).
     """
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -509,6 +514,10 @@ def make_step(
         raise ValueError(f"op_dropout must be an OpDropout, got {op_dropout!r}")
     dropout_rate_at = None if op_dropout is None else relax_lib.as_schedule(op_dropout.rate)
     hard = relaxation.hard
+    if split is None:
+        split = jit and mesh is None and mode in ARCH_MODES and jax.default_backend() == "cpu"
+    if split and mesh is not None:
+        raise ValueError("split=True runs the step as several jitted programs on one device; it cannot take a mesh")
 
     def forward(params, batch_stats, x, weights):
         variables = {"params": params}
@@ -516,6 +525,12 @@ def make_step(
             variables["batch_stats"] = batch_stats
         logits, updates = apply(variables, x, weights, train=True, hard=hard, mutable=["batch_stats"])
         return logits, updates.get("batch_stats", batch_stats)
+
+    if arch_only_pass is None:
+        arch_only_pass = settings.current().cpu_arch_pass == "arch-only"
+    if split:
+        # the split step's programs trace the supernet once: each differentiates the same jaxpr (XLA inlines it)
+        forward = jax.jit(forward)
 
     def pass_temperature(step):
         """What a pass's ``temp`` argument carries: the temperature, and with ``op_dropout`` also its rate."""
@@ -572,6 +587,18 @@ def make_step(
             return aux, g_w, g_a, None
         (_, aux), (g_w, g_a, g_d) = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(params, arch, delta)
         return aux, g_w, g_a, g_d
+
+    def arch_gradients(params, batch_stats, arch, batch, key, temp, penalty_scale, delta=None):
+        """:func:`gradients` in the architecture parameters alone (the weight gradient is None): a pass whose
+        weight gradient is not used skips the convolutions' kernel gradients."""
+
+        def objective(a):
+            loss, (logits, new_bs, weights) = loss_of(params, a, batch_stats, batch, key, temp, delta)
+            pen = penalty_of(weights, a)
+            return loss + penalty_scale * pen, (loss, pen, logits, new_bs)
+
+        (_, aux), g_a = jax.value_and_grad(objective, has_aux=True)(arch)
+        return aux, None, g_a, None
 
     def clean_weights(arch, key, temp):
         return jax.lax.stop_gradient(relaxed(arch, key, temp))
@@ -761,10 +788,6 @@ def make_step(
             arch, a_opt_state = arch_update(state, g_a)
         return weight_phase(state, arch, a_opt_state, batch, val_batch, a_metrics)
 
-    if split is None:
-        split = jit and mesh is None and mode in ARCH_MODES and jax.default_backend() == "cpu"
-    if split and mesh is not None:
-        raise ValueError("split=True runs the step as several jitted programs on one device; it cannot take a mesh")
     if not jit:
         return step
     if mesh is not None:
@@ -772,7 +795,8 @@ def make_step(
     options = xla.compiler_options()
     if split and mode in ARCH_MODES:
         return _split_bilevel_step(
-            mode, hessian, fd_radius, check_batches, gradients, keys_of, pass_temperature, arch_metrics,
+            mode, hessian, fd_radius, check_batches, gradients,
+            arch_gradients if arch_only_pass else gradients, keys_of, pass_temperature, arch_metrics,
             arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
             perturb, None if perturb is None else (weight_delta if perturb.kind == "mean-shift" else start_delta),
         )
@@ -785,19 +809,22 @@ def make_step(
     return run
 
 
-def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys_of, pass_temperature,
+def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, arch_gradients, keys_of, pass_temperature,
                         arch_metrics, arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate,
                         options, perturb=None, start_delta=None):
     """A bi-level (or single-level) step as a sequence of jitted programs around one compiled supernet gradient.
 
     The same function as the single-program step (same keys, temperature, learning rates; equal up to float
-    rounding). Every pass through the supernet is one program, :func:`gradients`: the loss of one batch and its
-    gradient in both the weights and the architecture parameters, for any weights, architecture values and batch
-    of the same shapes. So it compiles once, and a first-order step calls it twice (the arch gradient on the val
-    batch, the weight gradient on the train batch, as PyTorch DARTS computes both gradients in both passes); a
-    second-order step with the finite-difference Hessian five times, a single-level step once (then one program
-    applies both updates: as one program, the NB201 single-level step took longer than the two passes of the
-    first-order one). Only the exact mixed second derivative
+    rounding). Every pass through the supernet is one of two programs, for any weights, architecture values and
+    batch of the same shapes: :func:`gradients` (the loss of one batch and its gradient in both the weights and the
+    architecture parameters) where the weight gradient is used, :func:`arch_gradients` (the architecture gradient
+    alone, which skips the kernel gradients of every convolution: about half the time of a pass) where it is not
+    (``make_step(arch_only_pass=False)`` passes ``gradients`` for it: one program to compile).
+    So each compiles once; a first-order step calls each once (the arch gradient on the val batch, the weight
+    gradient on the train batch; PyTorch DARTS computes both gradients in both passes); a second-order step with
+    the finite-difference Hessian calls ``gradients`` three times and ``arch_gradients`` twice, a single-level step
+    ``gradients`` once (then one program applies both updates: as one program, the NB201 single-level step took
+    longer than the two passes of the first-order one). Only the exact mixed second derivative
     (second order, ``hessian="exact"``) is a program of its own. Why: XLA:CPU orders the kernels of a program by
     comparing every pair, so compile time and the compiler's memory grow with the square of a program's size
     (docs/cpu-performance.md), and each distinct program is paid for once. Second order (``w' = w - xi g_w``,
@@ -816,7 +843,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys
         _, k_w, k_a, k_t = keys_of(state)
         return k_w, k_a, k_t, pass_temperature(state.step)
 
-    gradients = jit(gradients)
+    gradients, arch_gradients = jit(gradients), jit(arch_gradients)
 
     @jit
     def update_arch(state, g_a, aux, val_batch):
@@ -893,7 +920,7 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys
             aux, g_w, g_a, _ = gradients(params, bs, state.arch, batch, k_w, temp, with_penalty, zeros)
             return finish_single(state, g_w, g_a, aux, batch, val_batch)
         if mode == "bilevel-1st":
-            aux, _, g_a, _ = gradients(params, bs, state.arch, val_batch, k_a, temp, with_penalty, zeros)
+            aux, _, g_a, _ = arch_gradients(params, bs, state.arch, val_batch, k_a, temp, with_penalty, zeros)
             arch, a_opt_state, a_metrics = update_arch(state, g_a, aux, val_batch)
         else:
             _, g_w, _, _ = gradients(params, bs, state.arch, batch, k_t, temp, no_penalty, zeros)
@@ -902,15 +929,15 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, keys
                 mixed = mixed_term(state, batch, d_w)
             else:
                 w_plus, w_minus, eps = perturbed(state, d_w)
-                g_plus = gradients(w_plus, bs, state.arch, batch, k_t, temp, no_penalty, zeros)[2]
-                g_minus = gradients(w_minus, bs, state.arch, batch, k_t, temp, no_penalty, zeros)[2]
+                g_plus = arch_gradients(w_plus, bs, state.arch, batch, k_t, temp, no_penalty, zeros)[2]
+                g_minus = arch_gradients(w_minus, bs, state.arch, batch, k_t, temp, no_penalty, zeros)[2]
                 mixed = fd_mixed(g_plus, g_minus, eps)
             arch, a_opt_state, a_metrics = hyper_update(state, d_a, mixed, aux, val_batch)
         w_aux, g_w = weight_pass(params, bs, arch, batch, k_w, temp, state.step, zeros)
         return finish(state, arch, a_opt_state, g_w, w_aux, batch, val_batch, a_metrics)
 
     run.programs = {
-        "phase_inputs": phase_inputs, "gradients": gradients, "update_arch": update_arch, "unroll": unroll,
+        "phase_inputs": phase_inputs, "gradients": gradients, "arch_gradients": arch_gradients, "update_arch": update_arch, "unroll": unroll,
         "mixed_term": mixed_term, "perturbed": perturbed, "hyper_update": hyper_update, "fd_mixed": fd_mixed,
         "finish": finish, "finish_single": finish_single, "start_delta": start, "ascend": ascend,
         "larger_loss": larger_loss,

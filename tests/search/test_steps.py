@@ -80,9 +80,11 @@ def test_each_mode_applies_its_update(mode):
     use_penalty = mode != "weights"
     step = make_step(
         MODEL, mode=mode, relaxation="softmax", w_optimizer=w_opt, a_optimizer=a_opt if mode != "weights" else None,
-        arch_penalty=penalty if use_penalty else None,
+        arch_penalty=penalty if use_penalty else None, arch_only_pass=True,  # the library's default
     )
     state, metrics = step(state, TRAIN, VAL)
+    if mode == "bilevel-1st" and hasattr(step, "programs"):  # the val pass ran the arch-only gradient
+        assert step.programs["arch_gradients"]._cache_size() == 1
 
     @jax.jit
     def by_hand(p0, bs0, a0):
@@ -232,12 +234,14 @@ def test_split_step_computes_the_one_program_step(mode, hessian):
     results = {}
     for split in (False, True):
         step = make_step(model, mode=mode, relaxation="gumbel", w_optimizer=w_opt, a_optimizer=a_opt, hessian=hessian,
-                         split=split, arch_penalty=penalty, donate=False)
+                         split=split, arch_penalty=penalty, donate=False, arch_only_pass=True)
         assert hasattr(step, "programs") == split
         state = start
         for i in range(2):
             state, metrics = step(state, batch(50 + i), batch(60 + i))
         results[split] = state, metrics
+    # the finite-difference passes ran the arch-only gradient; the exact and single-level steps need no such pass
+    assert step.programs["arch_gradients"]._cache_size() == (hessian == "finite_difference" and mode != "single")
     (one, m_one), (split_state, m_split) = results[False], results[True]
     assert sorted(m_one) == sorted(m_split)
     chex.assert_trees_all_close(m_split, m_one, rtol=1e-5)
