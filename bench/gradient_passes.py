@@ -49,15 +49,15 @@ def conv_rows(repeats: int):
         x = jax.random.normal(jax.random.PRNGKey(0), (64, size, size, channels))
         kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, channels, channels))
         for rule, conv in (("autodiff", ops._lax_conv), ("hand-written", ops.dense_conv_cpu)):
-            def plain(x, k, conv=conv):
+            def plain(x, k, i, conv=conv):
                 return jnp.sum(conv(x, k, 1, 1, 1))
 
-            def branch(x, k, conv=conv):
-                return jnp.sum(lax.switch(jnp.int32(0), [lambda x, k: conv(x, k, 1, 1, 1), lambda x, k: x], x, k))
+            def branch(x, k, i, conv=conv):  # i traced: a constant index would let XLA drop the conditional
+                return jnp.sum(lax.switch(i, [lambda x, k: conv(x, k, 1, 1, 1), lambda x, k: x], x, k))
 
             for where, f in (("plain", plain), ("conditional", branch)):
                 for what, g in (("forward", jax.jit(f)), ("gradient", jax.jit(jax.grad(f, argnums=(0, 1))))):
-                    first, median, best = _time(g, x, kernel, repeats=repeats)
+                    first, median, best = _time(g, x, kernel, jnp.int32(0), repeats=repeats)
                     yield {"part": "conv", "shape": [64, size, size, channels], "rule": rule, "where": where,
                            "what": what, "median_ms": round(1000 * median, 2), "min_ms": round(1000 * best, 2)}
 

@@ -14,9 +14,9 @@ NB201_DATASETS = (("cifar10", 10, 32), ("cifar100", 100, 32), ("imagenet16", 120
 
 
 @pytest.mark.slow
-def test_nb201_params_and_flops_match_the_benchmark_on_60_cells(shared_data):
-    """Exact parameter counts and FLOPs within 1% on 60 cells: one of every (1x1 conv, 3x3 conv) count class (costs
-    depend on these counts only) plus 32 random ones. experiments/check_nb201_costs.py checks all 15,625."""
+def test_nb201_params_and_flops_match_the_benchmark_on_36_cells(shared_data):
+    """Exact parameter counts and FLOPs within 1% on 36 cells: one of every (1x1 conv, 3x3 conv) count class (costs
+    depend on these counts only) plus 8 random ones. experiments/check_nb201_costs.py checks all 15,625."""
     with open(shared_data / "nb201" / "nb201.csv") as f:
         rows = list(csv.DictReader(f))
     space = get_space("nb201")
@@ -26,7 +26,7 @@ def test_nb201_params_and_flops_match_the_benchmark_on_60_cells(shared_data):
         key = (row["arch_str"].count("nor_conv_1x1"), row["arch_str"].count("nor_conv_3x3"))
         by_class.setdefault(key, row)
     assert len(by_class) == 28
-    sample = list(by_class.values()) + rng.sample(rows, 32)
+    sample = list(by_class.values()) + rng.sample(rows, 8)
     for row in sample:
         g = space.parse(row["arch_str"])
         for ds, classes, size in NB201_DATASETS:

@@ -119,7 +119,8 @@ def _per_edge_to_grouped(cell_params, steps, reduction):
 
 
 @pytest.mark.slow
-def test_grouped_edges_compute_what_per_edge_ops_compute():
+@pytest.mark.parametrize("hard", [False, True], ids=["soft", "one-hot"])  # two tests: the workers share them
+def test_grouped_edges_compute_what_per_edge_ops_compute(hard):
     # "vmap" runs soft weights batched and one-hot weights as "scan" (the same variables), so both paths are covered
     grouping = "vmap"
     space, loop = _tiny("darts")
@@ -146,17 +147,16 @@ def test_grouped_edges_compute_what_per_edge_ops_compute():
             return jnp.sum(y**2), new
         return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))
 
-    for hard in (False, True):
-        (l_loop, bs_loop), (gw_loop, ga_loop) = loss(loop, v, hard)(v["params"], arch)
-        (l_grp, bs_grp), (gw_grp, ga_grp) = loss(grouped, v_grouped, hard)(v_grouped["params"], arch)
-        np.testing.assert_allclose(l_grp, l_loop, rtol=1e-5)
-        chex.assert_trees_all_close(ga_grp, ga_loop, rtol=1e-4, atol=1e-5)
-        gw_loop = {name: (_per_edge_to_grouped(t, 2, int(name.split("_")[1]) in reductions)
-                          if name.startswith("cell_") else t) for name, t in gw_loop.items()}
-        chex.assert_trees_all_close(gw_grp, gw_loop, rtol=1e-4, atol=1e-4)  # gradients up to ~10: float rounding
-        bs_loop = {name: (_per_edge_to_grouped(t, 2, int(name.split("_")[1]) in reductions)
-                          if name.startswith("cell_") else t) for name, t in bs_loop["batch_stats"].items()}
-        chex.assert_trees_all_close(bs_grp["batch_stats"], bs_loop, rtol=1e-5, atol=1e-6)
+    (l_loop, bs_loop), (gw_loop, ga_loop) = loss(loop, v, hard)(v["params"], arch)
+    (l_grp, bs_grp), (gw_grp, ga_grp) = loss(grouped, v_grouped, hard)(v_grouped["params"], arch)
+    np.testing.assert_allclose(l_grp, l_loop, rtol=1e-5)
+    chex.assert_trees_all_close(ga_grp, ga_loop, rtol=1e-4, atol=1e-5)
+    gw_loop = {name: (_per_edge_to_grouped(t, 2, int(name.split("_")[1]) in reductions)
+                      if name.startswith("cell_") else t) for name, t in gw_loop.items()}
+    chex.assert_trees_all_close(gw_grp, gw_loop, rtol=1e-4, atol=1e-4)  # gradients up to ~10: float rounding
+    bs_loop = {name: (_per_edge_to_grouped(t, 2, int(name.split("_")[1]) in reductions)
+                      if name.startswith("cell_") else t) for name, t in bs_loop["batch_stats"].items()}
+    chex.assert_trees_all_close(bs_grp["batch_stats"], bs_loop, rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_edge_grouping_is_a_clear_error():
