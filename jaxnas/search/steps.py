@@ -843,7 +843,9 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, arch
         _, k_w, k_a, k_t = keys_of(state)
         return k_w, k_a, k_t, pass_temperature(state.step)
 
-    gradients, arch_gradients = jit(gradients), jit(arch_gradients)
+    shared = arch_gradients is gradients  # arch_only_pass=False: one jitted program serves both
+    gradients = jit(gradients)
+    arch_gradients = gradients if shared else jit(arch_gradients)
 
     @jit
     def update_arch(state, g_a, aux, val_batch):
