@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from jaxnas.nn import grow, networks, recurrent, supernet
+from jaxnas.nn import entrannas, grow, networks, recurrent, supernet
 from jaxnas.spaces import DartsRnnSpace, DartsSpace, NB201Space
 from jaxnas.spaces.graph import CellGraph, GraphEdge, GraphNode
 
@@ -233,6 +233,18 @@ def _grown_network(spec, width, depth, num_classes, auxiliary, conv_impl):
     return networks.GrownNetwork(spec, conv_impl)
 
 
+def _darts_supernet(space, width, depth, num_classes, impl, transit_cells=False, engine_cells=None,
+                    feature_sharing=False, derivation="top2", **options):
+    """The DARTS search network, or with ``transit_cells`` EnTranNAS's network of Engine- and Transit-cells."""
+    if transit_cells:
+        if options:
+            raise ValueError(f"the EnTranNAS network does not take {', '.join(sorted(options))}")
+        return entrannas.EnTranNetwork(C=width, layers=depth, num_classes=num_classes, impl=impl,
+                                       engine_cells=engine_cells, derivation=derivation,
+                                       feature_sharing=feature_sharing)
+    return supernet.DartsSearchNetwork(C=width, layers=depth, num_classes=num_classes, impl=impl, **options)
+
+
 register_space(SpaceEntry(
     name="nb201", make_space=NB201Space,
     make_supernet=lambda s, w, d, k, impl, **o: supernet.NB201Supernet(C=w, N=d, num_classes=k, impl=impl, **o),
@@ -241,8 +253,7 @@ register_space(SpaceEntry(
 ))
 register_space(SpaceEntry(
     name="darts", make_space=DartsSpace,
-    make_supernet=lambda s, w, d, k, impl, **o: supernet.DartsSearchNetwork(C=w, layers=d, num_classes=k, impl=impl,
-                                                                             **o),
+    make_supernet=_darts_supernet,
     make_network=lambda g, w, d, k, aux, impl: networks.NetworkCIFAR(g, C=w, layers=d, num_classes=k, auxiliary=aux,
                                                                      impl=impl),
     quick_supernet=Sizes(8, 5), quick_network=Sizes(8, 8), paper_supernet=Sizes(16, 8), paper_network=Sizes(36, 20),

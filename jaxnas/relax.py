@@ -20,6 +20,8 @@ name (alias)              paper           hard   forward value / gradient to the
 ``dirichlet`` (drnas)     DrNAS           no     a sample of ``Dir(elu(a) + 1)``; pathwise gradient
 ``clipped`` (crb)         DARTS-PRIME     no     ``clip(a, 0, 1)`` per op, not normalised over an edge; an op whose
                                                  parameter reaches 0 is pruned for good (:attr:`Relaxation.project`)
+``dst`` (factory)         EnTranNAS-DST   no     ``sparsemax(a / t)`` over all (edge, op) pairs of a node at once
+                                                 (:func:`node_sparsemax`): exact zeros, any number of survivors
 ========================  ==============  =====  ===================================================================
 
 A *hard* relaxation yields exactly one-hot forward values: the step passes ``hard=True`` to the supernet, which then
@@ -239,6 +241,56 @@ def argmax_leaf(logits, key, temperature):
     return straight_through(one_hot, soft)
 
 
+def sparsemax(z, axis: int = -1):
+    """Sparsemax (Martins & Astudillo, ICML 2016): the Euclidean projection of ``z`` onto the probability simplex.
+    The result sums to one along ``axis`` and is exactly 0 wherever ``z`` is far enough below the largest values;
+    it is differentiable almost everywhere (a linear map on the support). Entries at ``-inf`` get 0."""
+    z = jnp.moveaxis(jnp.asarray(z), axis, -1)
+    finite = jnp.isfinite(z)
+    zf = jnp.where(finite, z, jnp.finfo(z.dtype).min / 4)
+    srt = -jnp.sort(-zf, axis=-1)
+    k = jnp.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    cums = jnp.cumsum(srt, axis=-1)
+    support = (1.0 + k * srt) > cums
+    k_z = jnp.sum(support, axis=-1, keepdims=True)
+    tau = (jnp.take_along_axis(cums, k_z.astype(jnp.int32) - 1, axis=-1) - 1.0) / k_z.astype(z.dtype)
+    out = jnp.where(finite, jnp.maximum(zf - tau, 0.0), 0.0)
+    return jnp.moveaxis(out, -1, axis)
+
+
+def node_sparsemax(logits, counts: tuple[int, ...], allowed=None, temperature: Any = 1.0):
+    """EnTranNAS-DST's weights for one cell: ``logits`` has one row per edge, edges grouped by node (``counts[m]``
+    rows for node m); every node's ``(edges, ops)`` block is flattened and sparsemax-ed at once, so the node keeps
+    any number (at least one) of (input, op) connections with non-zero weight and the others get exactly 0.
+    ``allowed``: a boolean mask over the ops (False: never kept, e.g. ``none``)."""
+    logits = jnp.asarray(logits)
+    if logits.ndim != 2 or logits.shape[0] != sum(counts):
+        raise ValueError(f"node_sparsemax: logits of shape {tuple(logits.shape)} do not hold the {sum(counts)} edges "
+                         f"of nodes with {list(counts)} inputs")
+    mask = jnp.ones(logits.shape[-1], bool) if allowed is None else jnp.asarray(allowed, bool)
+    z = jnp.where(mask, logits / temperature, -jnp.inf)
+    blocks, start = [], 0
+    for n in counts:
+        block = z[start : start + n]
+        blocks.append(sparsemax(block.reshape(-1)).reshape(block.shape))
+        start += n
+    return jnp.concatenate(blocks, axis=0).astype(logits.dtype)
+
+
+def dst(counts: tuple[int, ...], allowed=None) -> Relaxation:
+    """The EnTranNAS-DST relaxation of a DARTS-like space: :func:`node_sparsemax` on every cell leaf (``(edges,
+    ops)`` with ``sum(counts)`` rows); other leaves get a plain softmax."""
+    counts = tuple(int(n) for n in counts)
+
+    def leaf_fn(logits, key, temperature):
+        del key
+        if logits.ndim == 2 and logits.shape[0] == sum(counts):
+            return node_sparsemax(logits, counts, allowed, temperature)
+        return softmax_leaf(logits, None, temperature)
+
+    return Relaxation(leaf_fn, name="dst")
+
+
 softmax = Relaxation(softmax_leaf, name="softmax")
 gumbel = Relaxation(gumbel_leaf, stochastic=True, name="gumbel")
 hard_gumbel = Relaxation(hard_gumbel_leaf, hard=True, stochastic=True, name="hard_gumbel")
@@ -366,6 +418,9 @@ __all__ = [
     "constant",
     "dirichlet",
     "dirichlet_concentration",
+    "dst",
+    "node_sparsemax",
+    "sparsemax",
     "exponential",
     "gdas_temperature",
     "get_relaxation",

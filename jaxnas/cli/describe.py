@@ -1,21 +1,27 @@
-"""``jaxnas describe``: parameters, FLOPs and genotype of a network or supernet, as JSON.
+"""``jaxnas describe``: parameters, FLOPs, genotype and cell width/depth of a network or supernet, as JSON.
 
     jaxnas describe --space darts --genotype DARTS_V2 --width 36 --depth 20 --auxiliary
     jaxnas describe --space darts --supernet --width 16 --depth 8
     jaxnas describe --space darts-rnn --genotype DARTS_V2 --width 850
     jaxnas describe --space nb201 --arch '|nor_conv_3x3~0|+|...|' --dataset cifar100
+    jaxnas describe --space darts --genotype runs/search/genotype.json     # a search's result
+
+For image spaces, ``cells`` gives every cell type's width (in units of the channel count c) and depth as Shu et al. (ICLR 2020) define
+them (:func:`jaxnas.spaces.graph.cell_shape`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import jax
 import jax.numpy as jnp
 
 from jaxnas.nn.costs import image_spec, profile
 from jaxnas import registry
+from jaxnas.spaces.graph import cell_shape
 
 # image size, channels, classes of the data sets a network is usually built for
 DATASET_SHAPES = {
@@ -37,12 +43,41 @@ class Description:
     genotype: dict | None
     arch: str | None = None
     params_with_auxiliary: int | None = None
+    cells: list | None = None  # width (in units of c) and depth of every cell type (Shu et al.)
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
         d["mflops"] = round(self.flops / 1e6, 3)
         return {k: v for k, v in d.items() if v is not None}
+
+
+def parse_genotype(space, text: str):
+    """A genotype of ``space`` from what ``--genotype`` takes, or from a search's ``genotype.json``."""
+    if isinstance(text, str) and os.path.isfile(text):
+        with open(text) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{text}: not a JSON file ({e})") from None
+        if isinstance(data, dict) and isinstance(data.get("genotype"), dict):
+            if data.get("space", space.name) != space.name:
+                raise ValueError(f"{text} holds a genotype of space {data.get('space')!r}, not {space.name}")
+            return space.from_json(data["genotype"])
+    return space.parse(text)
+
+
+def cell_shapes(space, genotype) -> list | None:
+    """``[{"cell", "width", "depth"}]`` of every cell graph of ``genotype`` (None where a space draws none)."""
+    if not hasattr(space, "cell_graphs"):
+        return None
+    out = []
+    for graph in space.cell_graphs(genotype):
+        try:
+            out.append({"cell": graph.title, **cell_shape(graph).to_json()})
+        except ValueError:
+            return None
+    return out
 
 
 def describe(
@@ -75,16 +110,16 @@ def describe(
         model = entry.supernet(space, width, depth, classes)
         params, flops = profile(model, x, registry.abstract_arch(space), train=False)
         return Description(space.name, type(model).__name__, params, flops, x.shape, classes, None)
-    g = space.parse(genotype)
+    g = parse_genotype(space, genotype)
     model = entry.network(g, width, depth, classes, auxiliary)
     if not entry.auxiliary_head:
         params, flops = profile(model, x, train=False)
         return Description(space.name, type(model).__name__, params, flops, x.shape, classes, space.to_json(g),
-                           arch=space.format(g))
+                           arch=space.format(g), cells=cell_shapes(space, g))
     params, flops = profile(model, x, train=False, exclude=("auxiliary_head",))
     with_aux = profile(model, x, train=False)[0] if auxiliary else None
     return Description(space.name, type(model).__name__, params, flops, x.shape, classes, space.to_json(g),
-                       params_with_auxiliary=with_aux)
+                       params_with_auxiliary=with_aux, cells=cell_shapes(space, g))
 
 
 def describe_cell(entry, space, *, genotype: str | None, supernet: bool, hidden: int) -> Description:
@@ -94,7 +129,7 @@ def describe_cell(entry, space, *, genotype: str | None, supernet: bool, hidden:
         model = entry.supernet(space, hidden, 1)
         params, flops = profile(model, carry, x, registry.abstract_arch(space), train=False)
         return Description(space.name, type(model).__name__, params, flops, (1, hidden), 0, None)
-    g = space.parse(genotype)
+    g = parse_genotype(space, genotype)
     model = entry.network(g, hidden, 1)
     params, flops = profile(model, carry, x, None, train=False)
     return Description(space.name, type(model).__name__, params, flops, (1, hidden), 0, space.to_json(g))

@@ -83,6 +83,8 @@ _FLAGS = {  # argparse dest -> SearchConfig field
     "arch_schedule": "arch_schedule", "schedule_frequency": "schedule_frequency", "prune_fraction": "prune_fraction",
     "stage_depths": "stage_depths", "stage_ops": "stage_ops", "stage_skip_dropout": "stage_skip_dropout",
     "max_skips": "max_skips", "progressive_ops": "progressive_ops", "progressive_partial": "progressive_partial",
+    "relaxation": "relaxation", "engine_cells": "engine_cells", "derivation": "derivation",
+    "topology_sizes": "topology_sizes", "topology_weight": "topology_weight",
 }
 _OPTIM_FLAGS = {"w_lr": "w_lr", "a_lr": "a_lr", "weight_decay": "w_weight_decay"}
 
@@ -133,6 +135,8 @@ def config_from_args(args) -> SearchConfig:
     for flag in ("track_eigenvalue", "early_stop", "edge_normalization"):
         if getattr(args, flag):
             changes[flag] = True
+    if args.no_feature_sharing:
+        changes["feature_sharing"] = False
     if args.no_augment:
         changes["augment"] = False
     return dataclasses.replace(base, **changes)
@@ -224,6 +228,17 @@ def register(sub) -> None:
                    "later stage (drnas-progressive: 3)")
     m.add_argument("--progressive-partial", type=_ints, help="DrNAS progressive: partial-channel parameter of each "
                    "later stage (drnas-progressive: 2, after --partial-channels 4)")
+    m.add_argument("--relaxation", choices=tuple(sorted(relax.RELAXATIONS)) + tuple(sorted(relax.ALIASES)),
+                   help="the relaxation, overriding the method's: e.g. --method toponas --relaxation gdas")
+    m.add_argument("--engine-cells", type=_ints, help="EnTranNAS: indices of the Engine-cells, e.g. 5,7 (default: "
+                   "the last cell of each type on DARTS, the last cell of each stage on NB201)")
+    m.add_argument("--no-feature-sharing", action="store_true", help="EnTranNAS: one op per edge instead of one per "
+                   "input node")
+    m.add_argument("--derivation", choices=("top-k", "dst", "topology"), help="how the genotype is derived: the "
+                   "space's rule, EnTranNAS-DST's non-zero connections, TopoNAS's topology (set by the methods)")
+    m.add_argument("--topology-sizes", type=_ints, help="TopoNAS: predecessors a node's candidate topologies keep, "
+                   "e.g. 2 (default) or 1,2,3")
+    m.add_argument("--topology-weight", type=float, help="TopoNAS: passive-aggressive term's weight (toponas: 0.1)")
     m.add_argument("--prune-fraction", type=float, help="ASAP: after every epoch prune ops whose weight is below "
                    "this fraction of 1/ops (asap: 0.4)")
     p.add_argument("--no-augment", action="store_true", help="no crop/flip augmentation")
@@ -281,7 +296,8 @@ _NOT_FOR_GROW = ("distributed", "coordinator", "num_processes", "process_id", "c
                  "partial_channels", "edge_normalization", "perturbation_samples", "perturbation_bandwidth",
                  "proximity_weight", "admm_weight", "admm_every", "arch_schedule", "schedule_frequency",
                  "prune_fraction", "stage_depths", "stage_ops", "stage_skip_dropout", "max_skips", "progressive_ops",
-                 "progressive_partial")
+                 "progressive_partial", "relaxation", "engine_cells", "no_feature_sharing", "derivation",
+                 "topology_sizes", "topology_weight")
 
 
 def grow_config_from_args(args) -> GrowConfig:

@@ -72,7 +72,11 @@ def drop_path(module: nn.Module, x, drop_prob):
 
 
 class DartsCell(nn.Module):
-    """A discrete DARTS cell (normal or reduction) from a genotype."""
+    """A discrete DARTS cell (normal or reduction) from a genotype: ``genes`` are (op, input) pairs, ``fan_in[m]`` of
+    them feeding node m + 2 (None: two per node, the DARTS layout).
+
+    ``gene_scales`` (call argument, one factor per gene, or None): node = sum of factor * op(input), the derived cell
+    run with the connection strengths of the search (EnTranNAS-DST's Engine-cells compute exactly this)."""
 
     C: int
     genes: tuple[tuple[str, int], ...]
@@ -80,24 +84,28 @@ class DartsCell(nn.Module):
     reduction: bool
     reduction_prev: bool
     impl: str | None = None
+    fan_in: tuple[int, ...] | None = None
 
     @nn.compact
-    def __call__(self, s0, s1, train: bool = True, drop_prob: float = 0.0):
+    def __call__(self, s0, s1, train: bool = True, drop_prob: float = 0.0, gene_scales=None):
         if self.reduction_prev:
             s0 = FactorizedReduce(self.C, impl=self.impl)(s0, train)
         else:
             s0 = ReLUConvBN(self.C, 1, 1, 0, 1, impl=self.impl)(s0, train)
         s1 = ReLUConvBN(self.C, 1, 1, 0, 1, impl=self.impl)(s1, train)
         states = [s0, s1]
-        for node in range(len(self.genes) // 2):
+        fan_in = self.fan_in or (2,) * (len(self.genes) // 2)
+        g = 0
+        for count in fan_in:
             total = 0.0
-            for name, inp in self.genes[2 * node : 2 * node + 2]:
+            for name, inp in self.genes[g : g + count]:
                 stride = 2 if self.reduction and inp < 2 else 1
                 op = make_op(name, self.C, stride, True, self.impl)
                 h = op(states[inp], train)
                 if train and not _is_zero(drop_prob) and not isinstance(op, Identity):
                     h = drop_path(self, h, drop_prob)
-                total = total + h
+                total = total + (h if gene_scales is None else gene_scales[g] * h)
+                g += 1
             states.append(total)
         return jnp.concatenate([states[i] for i in self.concat], axis=-1)
 
@@ -136,7 +144,9 @@ class NetworkCIFAR(nn.Module):
     impl: str | None = None
 
     @nn.compact
-    def __call__(self, x, train: bool = True, drop_prob: float = 0.0):
+    def __call__(self, x, train: bool = True, drop_prob: float = 0.0, cell_scales=None):
+        """``cell_scales``: ``{cell index: one factor per gene}`` for the cells to run with connection strengths
+        (:class:`DartsCell`'s ``gene_scales``), or None."""
         if not isinstance(self.genotype, DartsGenotype):
             raise ValueError(f"NetworkCIFAR needs a DartsGenotype, got {type(self.genotype).__name__}")
         check_image_batch(x, "NetworkCIFAR", min_size=4)
@@ -148,13 +158,12 @@ class NetworkCIFAR(nn.Module):
             reduction = i in (self.layers // 3, 2 * self.layers // 3)
             if reduction:
                 C_curr *= 2
-            genes, concat = (
-                (self.genotype.reduce, self.genotype.reduce_concat)
-                if reduction
-                else (self.genotype.normal, self.genotype.normal_concat)
-            )
-            cell = DartsCell(C_curr, tuple(genes), tuple(concat), reduction, reduction_prev, self.impl, name=f"cell_{i}")
-            s0, s1 = s1, cell(s0, s1, train, drop_prob)
+            kind = "reduce" if reduction else "normal"
+            genes, concat = getattr(self.genotype, kind), getattr(self.genotype, f"{kind}_concat")
+            cell = DartsCell(C_curr, tuple(genes), tuple(concat), reduction, reduction_prev, self.impl,
+                             self.genotype.fan_in(kind), name=f"cell_{i}")
+            scales = None if cell_scales is None else cell_scales.get(i)
+            s0, s1 = s1, cell(s0, s1, train, drop_prob, scales)
             reduction_prev = reduction
             if i == 2 * self.layers // 3 and self.auxiliary:
                 head = AuxiliaryHeadCIFAR(self.num_classes, self.impl, name="auxiliary_head")

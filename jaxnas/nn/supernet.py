@@ -8,6 +8,10 @@ model, so DARTS, SNAS, GDAS, SPOS, single- and bi-level search all share one mod
 With ``hard=True`` every edge's weight row must be one-hot (possibly straight-through): each edge then computes only
 its chosen op (``nn.switch``) and scales it by that weight, so gradients still reach the architecture parameters.
 
+TopoNAS (Huang et al.), DARTS supernet: ``topology_sizes`` takes one distribution over candidate topologies per node
+(``weights['normal_topology']`` etc., relaxed like the op weights) and scales every edge by its probability of being
+kept (:func:`topology_edge_scales`).
+
 PC-DARTS (Xu et al., ICLR 2020), both supernets: ``partial_channels=K`` sends 1/K of an edge's channels through
 its mixed op and the rest around it (max-pooled on a strided edge), then shuffles the channels in K groups (the
 authors' code, K=4 on CIFAR); ``edge_normalization=True`` takes one more logit per edge (``weights['normal_edges']``
@@ -24,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxnas.spaces.derive import topology_membership
 from jaxnas.spaces.primitives import DARTS_PRIMITIVES, NB201_PRIMITIVES
 from jaxnas.nn.ops import (
     BatchNorm, Conv, FactorizedReduce, ReLUConvBN, fence_cotangent, make_op,
@@ -108,6 +113,13 @@ class MixedOp(nn.Module):
         index = jnp.argmax(w)
         with tracing_conditional():  # the branches' convolutions in a form XLA:CPU runs fast inside a conditional
             return nn.switch(index, branches, self, x) * w[index]
+
+
+def topology_edge_scales(topology_weights, counts, sizes):
+    """TopoNAS: every edge's probability of being kept, the sum of the (relaxed) probabilities of its node's
+    topologies that keep it (``topology_weights``: ``(nodes, topologies)``, one distribution per node)."""
+    membership = jnp.asarray(topology_membership(tuple(counts), tuple(sizes)), topology_weights.dtype)
+    return jnp.einsum("mt,mte->e", topology_weights, membership)
 
 
 def node_edge_scales(edge_logits, counts):
@@ -205,6 +217,16 @@ class NB201Supernet(NB201Macro):
     primitives: Sequence[str] = NB201_PRIMITIVES
     partial_channels: int = 1
     edge_normalization: bool = False
+    transit_cells: bool = False  # EnTranNAS: cells outside ``engine_cells`` run the derived cell only
+    engine_cells: tuple[int, ...] | None = None  # None: the last cell of every stage
+
+    def engines(self) -> tuple[int, ...]:
+        if self.engine_cells is None:
+            return tuple(self.N * (s + 1) - 1 for s in range(3))
+        bad = [i for i in self.engine_cells if not 0 <= i < 3 * self.N]
+        if bad:
+            raise ValueError(f"NB201Supernet: engine cells {bad} are not among the {3 * self.N} cells")
+        return tuple(self.engine_cells)
 
     @nn.compact
     def __call__(self, x, weights, train: bool = True, hard: bool = False):
@@ -212,10 +234,20 @@ class NB201Supernet(NB201Macro):
         check_weights(weights, expected, "NB201Supernet")
         w = weights["cell"]
         scales = node_edge_scales(weights["cell_edges"], (1, 2, 3)) if self.edge_normalization else None
+        if self.transit_cells:
+            if hard:
+                raise ValueError("NB201Supernet with Transit-cells takes soft weights (EnTranNAS's Engine-cells)")
+            # the derived cell (argmax per edge, none included: the NB201 rule) as one-hot weights, run on the hard
+            # path: every edge computes its one op, and a change of the derived cell does not recompile
+            derived = jax.lax.stop_gradient(jax.nn.one_hot(jnp.argmax(w, axis=-1), w.shape[-1], dtype=w.dtype))
+            engines = self.engines()
 
         def run_cell(C, index, h):
-            return NB201SearchCell(C, tuple(self.primitives), impl=self.impl, partial=self.partial_channels,
-                                   name=f"cell_{index}")(h, w, train, hard, scales)
+            cell = NB201SearchCell(C, tuple(self.primitives), impl=self.impl, partial=self.partial_channels,
+                                   name=f"cell_{index}")
+            if self.transit_cells and index not in engines:
+                return cell(h, derived, train, True, scales)
+            return cell(h, w, train, hard, scales)
 
         return self.body(x, train, run_cell)
 
@@ -378,6 +410,7 @@ class DartsSearchNetwork(nn.Module):
     edge_grouping: str = "vmap"
     partial_channels: int = 1
     edge_normalization: bool = False
+    topology_sizes: tuple[int, ...] | None = None  # TopoNAS: weights carry ``normal_topology`` / ``reduce_topology``
 
     def _nested(self) -> bool:
         return bool(self.nest_cells)
@@ -388,10 +421,17 @@ class DartsSearchNetwork(nn.Module):
         expected = {"normal": (n_edges, len(self.primitives)), "reduce": (n_edges, len(self.primitives))}
         if self.edge_normalization:
             expected.update(normal_edges=(n_edges,), reduce_edges=(n_edges,))
-        check_weights(weights, expected, "DartsSearchNetwork")
         counts = tuple(2 + m for m in range(self.steps))
-        scales = {cell: node_edge_scales(weights[f"{cell}_edges"], counts) if self.edge_normalization else None
-                  for cell in ("normal", "reduce")}
+        if self.topology_sizes is not None:
+            n_top = topology_membership(counts, tuple(self.topology_sizes)).shape[1]
+            expected.update(normal_topology=(self.steps, n_top), reduce_topology=(self.steps, n_top))
+        check_weights(weights, expected, "DartsSearchNetwork")
+        if self.topology_sizes is not None:
+            scales = {cell: topology_edge_scales(weights[f"{cell}_topology"], counts, self.topology_sizes)
+                      for cell in ("normal", "reduce")}
+        else:
+            scales = {cell: node_edge_scales(weights[f"{cell}_edges"], counts) if self.edge_normalization else None
+                      for cell in ("normal", "reduce")}
         check_image_batch(x, "DartsSearchNetwork", min_size=4)
         s = Conv(self.stem_multiplier * self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
         s = BatchNorm(True, name="stem_bn")(s, use_running_average=not train)

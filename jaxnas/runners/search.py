@@ -104,12 +104,23 @@ METHODS: dict[str, dict] = {
     # RobustDARTS's DARTS-ADA: on the early stop, back to the returned epoch with 3x the weight decay, up to 243e-4
     "rdarts-ada": {"relaxation": "darts", "track_eigenvalue": True, "early_stop": True,
                    "adaptive_regularization": True},
+    # EnTranNAS: Engine-cells (softmax, differentiable) and Transit-cells (the derived cell only), feature sharing;
+    # -dst: node-wise sparsemax weights, every non-zero connection kept (docs/methods.md: what was read)
+    "entrannas": {"relaxation": "darts", "transit_cells": True, "feature_sharing": True},
+    "entrannas-dst": {"relaxation": "darts", "transit_cells": True, "feature_sharing": True, "derivation": "dst"},
+    # TopoNAS: a distribution over every node's 2-predecessor topologies, learned with the ops (any base
+    # relaxation: --relaxation), the passive-aggressive term (weight 0.1: this library's choice), derived by topology
+    "toponas": {"relaxation": "darts", "derivation": "topology", "topology_weight": 0.1},
     # ASAP: softmax annealed 1.6 * 0.95^epoch, ops below 0.4 / ops pruned after every epoch (UniNAS's settings;
     # the paper's text was not readable here, docs/methods.md)
     "asap": {"relaxation": "darts", "temperature": "exp:1.6,0.051293,0.01", "prune_fraction": 0.4},
 }
 
 ARCH_SCHEDULES = ("every-step", "dynamic")
+# how the genotype is read off the architecture: the space's rule (DARTS: top-2 edges per node; NB201: argmax),
+# EnTranNAS-DST's non-zero connections, TopoNAS's most probable topology per node
+DERIVATIONS = ("top-k", "dst", "topology")
+DST_FINAL_TEMPERATURE = 0.05  # EnTranNAS-DST's "auto" temperature falls linearly from 1 to this over the run
 PRUNED = relax_lib.PRUNED  # the parameter of a pruned op (ASAP, keep_ops): its weight is exactly 0
 
 # Config fields that do not change what a run computes: they may differ when a run is resumed.
@@ -123,7 +134,9 @@ OPTIONAL_FIELDS = ("zero_one_weight", "dirichlet_kl_weight", "perturbation", "pe
                    "schedule_multiplier", "schedule_threshold", "prune_fraction", "perturbation_samples",
                    "perturbation_bandwidth", "keep_ops", "skip_dropout", "stage_depths", "stage_ops",
                    "stage_skip_dropout", "max_skips", "progressive_ops", "progressive_partial",
-                   "adaptive_regularization", "reg_factor", "max_weight_decay", "keep_epoch_states", "start_from")
+                   "adaptive_regularization", "reg_factor", "max_weight_decay", "keep_epoch_states", "start_from",
+                   "transit_cells", "engine_cells", "feature_sharing", "derivation", "topology_sizes",
+                   "topology_weight")
 # relaxations whose weight of an op with parameter PRUNED is exactly 0 (spos samples ops uniformly): keep_ops and
 # P-DARTS need one of them
 MASKABLE = ("softmax", "gumbel", "hard_gumbel", "sigmoid", "argmax", "clipped", "dirichlet")
@@ -213,6 +226,14 @@ class SearchConfig:
         every epoch (``WORKDIR/epoch_states/<epoch>``: params, statistics, both optimizer states; the disk cost is
         a few checkpoints per epoch), and ``start_from`` (such a saved epoch) starts a search from one, at the step
         after that epoch.
+      transit_cells: EnTranNAS (``--method entrannas``): the supernet is :class:`jaxnas.nn.entrannas.EnTranNetwork`
+        (DARTS) or the NB201 supernet with Transit-cells: ``engine_cells`` (None: the network's default) are
+        differentiable, the others run the derived cell only; ``feature_sharing``: DARTS only, an op's output on a
+        node is shared by every node that reads it.
+      derivation: ``top-k`` (the space's rule), ``dst`` (EnTranNAS-DST, DARTS: node-wise sparsemax weights, every
+        non-zero connection kept, any number per node) or ``topology`` (TopoNAS, DARTS: topological variables per
+        node over the sets of ``topology_sizes`` predecessors, relaxed like the ops; ``topology_weight``: the
+        passive-aggressive term's weight).
       conv_impl: convolution implementation of the supernet: ``auto`` (the ``conv_impl`` setting, by default the
         backend's per-kind choice, :func:`jaxnas.nn.ops.default_impl`), ``xla`` or ``shift``
         (docs/cpu-performance.md compares them).
@@ -280,6 +301,12 @@ class SearchConfig:
     max_weight_decay: float = 243e-4
     keep_epoch_states: bool = False
     start_from: str | None = None
+    transit_cells: bool = False
+    engine_cells: tuple[int, ...] | None = None
+    feature_sharing: bool = False
+    derivation: str = "top-k"
+    topology_sizes: tuple[int, ...] = (2,)
+    topology_weight: float = 0.0
     conv_impl: str = "auto"
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -298,6 +325,7 @@ class SearchConfig:
         choice("space", registry.space_names("image"))
         relax_lib.get_relaxation(self.relaxation)  # an unknown name lists the known ones
         choice("optimization", tuple(OPTIMIZATIONS))
+        choice("derivation", DERIVATIONS)
         choice("hessian", ("exact", "finite_difference"))
         choice("conv_impl", settings.CONV_IMPLS)
         for name in ("epochs", "batch_size", "image_size", "checkpoint_every", "keep_checkpoints",
@@ -470,6 +498,62 @@ class SearchConfig:
             if self.space != "darts" or not self.stage_depths:
                 raise ValueError("max_skips caps the skip connections of P-DARTS's final DARTS normal cell: it needs "
                                  "space darts and stage_depths")
+        self._check_entrannas_toponas()
+
+    def _check_entrannas_toponas(self):
+        if self.engine_cells is not None:
+            if not isinstance(self.engine_cells, (tuple, list)) or any(
+                    isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.engine_cells):
+                raise ValueError(f"engine_cells must be a sequence of cell indices, got {self.engine_cells!r}")
+            object.__setattr__(self, "engine_cells", tuple(self.engine_cells))
+            if not self.transit_cells:
+                raise ValueError("engine_cells places EnTranNAS's Engine-cells: it needs transit_cells")
+        if not isinstance(self.topology_sizes, (tuple, list)) or not self.topology_sizes or any(
+                isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.topology_sizes):
+            raise ValueError(f"topology_sizes must be a non-empty sequence of positive integers, got "
+                             f"{self.topology_sizes!r}")
+        object.__setattr__(self, "topology_sizes", tuple(self.topology_sizes))
+        if not isinstance(self.topology_weight, (int, float)) or self.topology_weight < 0:
+            raise ValueError(f"topology_weight must be a non-negative number, got {self.topology_weight!r}")
+        if self.topology_weight and self.derivation != "topology":
+            raise ValueError("topology_weight is TopoNAS's passive-aggressive term: it needs derivation 'topology'")
+        if self.feature_sharing and not (self.transit_cells and self.space == "darts"):
+            raise ValueError("feature_sharing is part of EnTranNAS's DARTS network: it needs transit_cells and space "
+                             "darts")
+        if self.derivation in ("dst", "topology") and self.space != "darts":
+            raise ValueError(f"derivation {self.derivation!r} keeps any number of connections per node: it needs "
+                             f"space darts (an NB201 cell has one op per edge and no topology choice)")
+        if self.derivation == "dst" and not self.transit_cells:
+            raise ValueError("derivation 'dst' is EnTranNAS-DST: it needs transit_cells (--method entrannas-dst)")
+        if self.derivation == "dst" and self.relaxation not in ("darts", "softmax"):
+            raise ValueError("EnTranNAS-DST brings its own relaxation (node-wise sparsemax): leave relaxation at darts")
+        if self.transit_cells:
+            if self.relaxation_fn.hard or not self.relaxation_fn.differentiable or self.relaxation_fn.stochastic:
+                raise ValueError(f"EnTranNAS's Engine-cells take deterministic soft weights; relaxation "
+                                 f"{self.relaxation!r} is not one (use darts)")
+            if self.derivation == "topology":
+                raise ValueError("EnTranNAS (transit_cells) and TopoNAS (derivation 'topology') do not combine here")
+            clash = [name for name, on in (("partial_channels", self.partial_channels != 1),
+                                           ("edge_normalization", self.edge_normalization),
+                                           ("perturbation", self.perturbation != "none"),
+                                           ("stage_depths", bool(self.stage_depths)),
+                                           ("progressive_ops", bool(self.progressive_ops)),
+                                           ("keep_ops", bool(self.keep_ops)),
+                                           ("skip_dropout", bool(self.skip_dropout)),
+                                           ("prune_fraction", bool(self.prune_fraction))) if on]
+            if clash:
+                raise ValueError(f"EnTranNAS (transit_cells) does not combine with {', '.join(clash)}")
+        if self.derivation == "topology":
+            clash = [name for name, on in (("edge_normalization", self.edge_normalization),
+                                           ("stage_depths", bool(self.stage_depths)),
+                                           ("progressive_ops", bool(self.progressive_ops)),
+                                           ("keep_ops", bool(self.keep_ops)),
+                                           ("skip_dropout", bool(self.skip_dropout)),
+                                           ("prune_fraction", bool(self.prune_fraction)),
+                                           ("proximity_weight", bool(self.proximity_weight)),
+                                           ("admm_weight", bool(self.admm_weight))) if on]
+            if clash:
+                raise ValueError(f"TopoNAS (derivation 'topology') does not combine with {', '.join(clash)}")
 
     # -- derived values -----------------------------------------------------------------------------------------
     @property
@@ -519,10 +603,17 @@ def config_from_json(cls, data: dict, what: str):
 
 def arch_objective_terms(config: SearchConfig) -> dict:
     """``make_step``'s ``arch_penalty`` / ``arch_regularizer`` of a config (FairDARTS, DrNAS), only where set."""
-    terms = {}
+    terms, penalties = {}, []
+    if config.topology_weight:
+        w_pa, counts, sizes = float(config.topology_weight), build_space(config).node_counts, config.topology_sizes
+        penalties.append(lambda weights: w_pa * regularizers.passive_aggressive(weights, counts, sizes))
     if config.zero_one_weight:
         w01 = float(config.zero_one_weight)
-        terms["arch_penalty"] = lambda weights: w01 * regularizers.zero_one_loss(weights)
+        penalties.append(lambda weights: w01 * regularizers.zero_one_loss(weights))
+    if len(penalties) == 1:
+        terms["arch_penalty"] = penalties[0]
+    elif penalties:
+        terms["arch_penalty"] = lambda weights: sum(p(weights) for p in penalties)
     if config.dirichlet_kl_weight:
         scale = float(config.dirichlet_kl_weight)
         terms["arch_regularizer"] = lambda arch: scale * regularizers.dirichlet_kl(arch)
@@ -717,6 +808,8 @@ def temperature_schedule(config: SearchConfig, steps_per_epoch: int):
         return relax_lib.linear(v[0], v[1], total)
     if kind == "exp":
         return relax_lib.exponential(v[0], v[1], v[2], steps_per_unit=steps_per_epoch)
+    if config.derivation == "dst":  # EnTranNAS-DST: dense at the start, sparse at the end (this library's choice)
+        return relax_lib.linear(1.0, DST_FINAL_TEMPERATURE, total)
     if config.relaxation_fn.name == "hard_gumbel":
         return relax_lib.gdas_temperature(config.epochs, steps_per_epoch)
     if config.relaxation_fn.name == "sigmoid":
@@ -757,12 +850,24 @@ def supernet_options(config: SearchConfig) -> dict:
         options["partial_channels"] = config.partial_channels
     if config.edge_normalization:
         options["edge_normalization"] = True
+    if config.transit_cells:
+        options["transit_cells"] = True
+        options["engine_cells"] = config.engine_cells
+        if config.space == "darts":
+            options["feature_sharing"] = config.feature_sharing
+            options["derivation"] = "dst" if config.derivation == "dst" else "top2"
+    if config.derivation == "topology":
+        options["topology_sizes"] = config.topology_sizes
     return options
 
 
 def build_space(config: SearchConfig):
-    """The config's search space (with PC-DARTS's edge logits when ``edge_normalization``)."""
-    return registry.get_space(config.space, **({"edge_normalization": True} if config.edge_normalization else {}))
+    """The config's search space (with PC-DARTS's edge logits when ``edge_normalization``, TopoNAS's topological
+    variables when ``derivation`` is ``topology``)."""
+    options = {"edge_normalization": True} if config.edge_normalization else {}
+    if config.derivation == "topology":
+        options.update(topology=True, topology_sizes=config.topology_sizes)
+    return registry.get_space(config.space, **options)
 
 
 def build_supernet(config: SearchConfig, num_classes: int):
@@ -773,7 +878,10 @@ def build_supernet(config: SearchConfig, num_classes: int):
 
 
 def search_relaxation(config: SearchConfig, space) -> relax_lib.Relaxation:
-    """The config's relaxation, passing the space's edge-normalization logits through to the supernet."""
+    """The config's relaxation, passing the space's edge-normalization logits through to the supernet
+    (EnTranNAS-DST: the node-wise sparsemax of :func:`jaxnas.relax.dst`)."""
+    if config.derivation == "dst":
+        return relax_lib.dst(space.node_counts, [p != "none" for p in space.primitives])
     return relax_lib.with_passthrough(config.relaxation_fn, getattr(space, "edge_keys", ()))
 
 
@@ -880,6 +988,8 @@ class ImageSearchTask(loop.Task):
         self.w_opt = make_weight_optimizer(cfg.optim, self.total_steps)
         self.a_opt = arch_optimizer(cfg, self.space, self.total_steps)
         self.derive_options = {} if cfg.relaxation_fn.normalized else {"scores": "values"}
+        if cfg.derivation != "top-k":
+            self.derive_options["rule"] = cfg.derivation
         self.common = common = dict(relaxation=search_relaxation(cfg, self.space), w_optimizer=self.w_opt,
                                     temperature=temperature_schedule(cfg, spe), mesh=self.mesh,
                                     report_weight_grad=cfg.arch_schedule == "dynamic",
@@ -1007,8 +1117,14 @@ class ImageSearchTask(loop.Task):
         loop.write_json(folder / "meta.json", {"epoch": epoch, "leaves": leaves, "eigenvalues": self.eigenvalues,
                                                "epoch_archs": self.epoch_archs})
 
+    def _derive_options(self, step) -> dict:
+        """The derivation's options; DST derives at the temperature of ``step`` (what the network computes then)."""
+        if self.cfg.derivation != "dst":
+            return self.derive_options
+        return {**self.derive_options, "temperature": float(np.asarray(self.temperature(step)))}
+
     def _genotype(self, state):
-        g = self.space.derive(loop.host(state.arch), **self.derive_options)
+        g = self.space.derive(loop.host(state.arch), **self._derive_options(int(loop.host(state.step))))
         return self.space.to_json(g), self.space.format(g)
 
     def meta(self):
@@ -1110,7 +1226,7 @@ class ImageSearchTask(loop.Task):
             genotype, candidates = spos_select(self.model, host_state, space, self.a_half, cfg)
             extra = {"spos_candidates": candidates}
         else:
-            genotype, extra = space.derive(arch_final, **self.derive_options), {}
+            genotype, extra = space.derive(arch_final, **self._derive_options(int(host_state.step))), {}
         g_json, g_text = space.to_json(genotype), space.format(genotype)
         final = run.last_epoch(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "temperature", "lr"))
         run.log({"kind": "final", "step": run.total_steps, "arch": g_text, "genotype": g_json, **final,

@@ -8,6 +8,12 @@ parameters (``make_step(arch_penalty=..., arch_regularizer=...)`` adds them to t
   DrNAS's anchor regularizer (its code's ``reg_type='kl'``). DrNAS's default is the L2 form, which is the
   architecture optimizer's weight decay (``a_weight_decay``, 1e-3 here as there).
 
+* :func:`passive_aggressive` (TopoNAS, Huang et al.): over every node, the kept-probability of the edges outside its
+  most probable topology. It leaves the edges of the leading topology alone (passive) and pushes the others'
+  contribution to the supernet down (aggressive), so that the supernet computes the topology that will be derived.
+  The abstract says only that the term "suppresses invalid topology within the supernet"; this form is this
+  library's reading (docs/methods.md).
+
 DARTS-PRIME's (Maile et al. 2021) terms towards a discrete cell need state or the step, so they are optax
 transformations of the architecture gradient (chain them before the architecture optimizer; ``make_step`` passes
 ``step=`` to every update):
@@ -33,6 +39,23 @@ import optax
 from jax.scipy.special import digamma, gammaln
 
 from jaxnas.relax import dirichlet_concentration, is_pruned
+from jaxnas.spaces.derive import topology_membership
+
+
+def passive_aggressive(weights, counts: tuple[int, ...], sizes: tuple[int, ...],
+                       cells: tuple[str, ...] = ("normal", "reduce")) -> jax.Array:
+    """TopoNAS's passive-aggressive term: ``sum over cells and nodes m of sum_{e not in T*_m} gamma_e``, where
+    ``gamma_e`` (an edge's kept-probability) sums the relaxed probabilities ``weights['<cell>_topology'][m]`` of node
+    m's topologies that keep e, and ``T*_m`` is the most probable topology (held constant)."""
+    membership = jnp.asarray(topology_membership(tuple(counts), tuple(sizes)))
+    total = 0.0
+    for cell in cells:
+        probs = weights[f"{cell}_topology"]
+        best = jax.lax.stop_gradient(jnp.argmax(probs, axis=-1))
+        gamma = jnp.einsum("mt,mte->me", probs, membership.astype(probs.dtype))
+        kept = membership[jnp.arange(membership.shape[0]), best]
+        total = total + jnp.sum(gamma * (1.0 - kept))
+    return total
 
 
 def zero_one_loss(weights) -> jax.Array:
@@ -149,5 +172,5 @@ def admm(activation: Callable, discretize: Callable, rho: float, every: int = 10
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-__all__ = ["AdmmState", "admm", "dirichlet_kl", "dirichlet_kl_divergence", "proximity", "proximity_penalty",
+__all__ = ["AdmmState", "admm", "dirichlet_kl", "dirichlet_kl_divergence", "passive_aggressive", "proximity", "proximity_penalty",
            "zero_one_loss"]

@@ -6,6 +6,8 @@ functions are the same rules in ``jax.numpy`` for code that traces (DARTS-PRIME'
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,3 +84,31 @@ def darts_top_k_one_hot(weights, steps: int = 4, k: int = 2, allowed=None):
         rows.append(one_hot * kept[:, None].astype(weights.dtype))
         start += m + 2
     return jnp.concatenate(rows, axis=0)
+
+
+def topology_subsets(n_inputs: int, sizes: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """TopoNAS's candidate topologies of one node with ``n_inputs`` predecessors: every set of predecessors whose size
+    is in ``sizes`` (sizes above ``n_inputs`` are left out), in lexicographic order within each size."""
+    out = []
+    for k in sorted(set(int(s) for s in sizes)):
+        if 1 <= k <= n_inputs:
+            out.extend(itertools.combinations(range(n_inputs), k))
+    if not out:
+        raise ValueError(f"no topology of sizes {list(sizes)} fits a node with {n_inputs} predecessors")
+    return tuple(out)
+
+
+def topology_membership(counts: tuple[int, ...], sizes: tuple[int, ...]) -> np.ndarray:
+    """``(nodes, max topologies, edges)`` 0/1 array: entry ``[m, t, e]`` is 1 when topology t of node m keeps edge e
+    (edges numbered as the cell's rows: node m's ``counts[m]`` edges after the earlier nodes'). Padding topologies
+    (a node with fewer candidates than the largest) keep nothing."""
+    subsets = [topology_subsets(n, sizes) for n in counts]
+    width = max(len(s) for s in subsets)
+    out = np.zeros((len(counts), width, sum(counts)), np.float32)
+    start = 0
+    for m, (n, node_sets) in enumerate(zip(counts, subsets)):
+        for t, kept in enumerate(node_sets):
+            for i in kept:
+                out[m, t, start + i] = 1.0
+        start += n
+    return out

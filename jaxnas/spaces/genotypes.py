@@ -2,9 +2,10 @@
 
 * :class:`NB201Genotype`: one op per edge of the 4-node NAS-Bench-201 cell, in the order of the canonical string
   ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2).
-* :class:`DartsGenotype`: the DARTS CNN genotype. ``normal``/``reduce`` hold ``(op, input)`` pairs, two per
-  intermediate node (entries 2m and 2m+1 feed node m+2; inputs 0 and 1 are the two previous cells' outputs);
-  ``*_concat`` lists the nodes whose outputs the cell concatenates.
+* :class:`DartsGenotype`: the DARTS CNN genotype. ``normal``/``reduce`` hold ``(op, input)`` pairs, grouped by the
+  intermediate node they feed: two per node in the DARTS layout (entries 2m and 2m+1 feed node m+2; inputs 0 and 1
+  are the two previous cells' outputs), or ``*_fan_in[m]`` pairs for node m+2 when a derivation keeps any number of
+  connections per node (EnTranNAS-DST, TopoNAS); ``*_concat`` lists the nodes whose outputs the cell concatenates.
 * :class:`RnnGenotype`: the DARTS recurrent cell. ``recurrent`` holds ``(activation, predecessor)`` pairs; entry i
   defines node i+1 (node 0 mixes the input x_t with h_{t-1}); ``concat`` lists the nodes the cell averages.
 
@@ -31,23 +32,61 @@ class NB201Genotype:
         return {"space": "nb201", "ops": list(self.ops)}
 
 
+DARTS_FAN_IN = 2  # (op, input) pairs per node in the DARTS layout
+
+
 @dataclasses.dataclass(frozen=True)
 class DartsGenotype:
+    """A DARTS-space genotype; ``*_fan_in`` None means two pairs per node (the DARTS layout). A fan-in of two for
+    every node is stored as None, so both spellings of one cell compare equal."""
+
     normal: tuple[tuple[str, int], ...]
     normal_concat: tuple[int, ...]
     reduce: tuple[tuple[str, int], ...]
     reduce_concat: tuple[int, ...]
+    normal_fan_in: tuple[int, ...] | None = None
+    reduce_fan_in: tuple[int, ...] | None = None
 
     space = "darts"
 
+    def __post_init__(self):
+        for cell in ("normal", "reduce"):
+            fan_in = getattr(self, f"{cell}_fan_in")
+            if fan_in is not None:
+                fan_in = tuple(int(n) for n in fan_in)
+                genes = getattr(self, cell)
+                if all(n == DARTS_FAN_IN for n in fan_in) and len(genes) == DARTS_FAN_IN * len(fan_in):
+                    fan_in = None
+                object.__setattr__(self, f"{cell}_fan_in", fan_in)
+
+    def fan_in(self, cell: str) -> tuple[int, ...]:
+        """The number of (op, input) pairs of every intermediate node of ``cell`` (``normal`` or ``reduce``)."""
+        fan_in = getattr(self, f"{cell}_fan_in")
+        if fan_in is not None:
+            return fan_in
+        n = len(getattr(self, cell))
+        return (DARTS_FAN_IN,) * (n // DARTS_FAN_IN) + ((n % DARTS_FAN_IN,) if n % DARTS_FAN_IN else ())
+
+    def node_genes(self, cell: str) -> tuple[tuple[tuple[str, int], ...], ...]:
+        """The (op, input) pairs of ``cell`` grouped by node: entry m feeds node m + 2."""
+        genes, out, start = getattr(self, cell), [], 0
+        for n in self.fan_in(cell):
+            out.append(tuple(genes[start : start + n]))
+            start += n
+        return tuple(out)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "space": "darts",
             "normal": [[op, i] for op, i in self.normal],
             "normal_concat": list(self.normal_concat),
             "reduce": [[op, i] for op, i in self.reduce],
             "reduce_concat": list(self.reduce_concat),
         }
+        for cell in ("normal", "reduce"):
+            if getattr(self, f"{cell}_fan_in") is not None:
+                out[f"{cell}_fan_in"] = list(getattr(self, f"{cell}_fan_in"))
+        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -98,4 +98,77 @@ class CellGraph:
         return depth
 
 
-__all__ = ["NODE_KINDS", "CellGraph", "GraphEdge", "GraphNode"]
+# ----------------------------------------------------------------------------------------------------------------
+# width and depth of a cell (Shu, Wang, Cai: "Understanding architectures learnt by cell-based neural architecture
+# search", ICLR 2020)
+
+ABSENT_OPS = ("none", "zero")  # op labels that carry no signal: such an edge is not a connection
+
+
+@dataclasses.dataclass(frozen=True)
+class CellShape:
+    """Width (in units of the cell's channel count c) and depth (connections) of a cell, as Shu et al. define them:
+
+    * depth: the number of connections along the longest path from an input node to the output node;
+    * width: the sum over the intermediate nodes connected to an input node of each node's width, c for a node
+      whose connections all come from input nodes, reduced by the fraction of its connections that come from other
+      intermediate nodes (a node fed by one input and one intermediate node counts c / 2).
+
+    Only live nodes count (on a path from an input to the output); a ``none`` edge is no connection. Where the
+    output node is itself a computing node (NB201: node 3 sums ops), it counts as an intermediate node for the width.
+    """
+
+    width: float
+    depth: int
+
+    def to_json(self) -> dict:
+        return {"width": round(self.width, 4), "depth": self.depth}
+
+
+def _connects(edge: GraphEdge) -> bool:
+    return edge.label not in ABSENT_OPS
+
+
+def cell_shape(graph: CellGraph) -> CellShape:
+    """The :class:`CellShape` of one cell graph. A graph with ``slot`` nodes (a grown cell's operand slots) has no
+    width in this sense: ValueError."""
+    if graph.of_kind("slot"):
+        raise ValueError(f"cell graph {graph.title!r}: width and depth are defined for cells without operand slots")
+    inputs = {n.name for n in graph.of_kind("input")}
+    outputs = {n.name for n in graph.of_kind("output")}
+    if not inputs or len(outputs) != 1:
+        raise ValueError(f"cell graph {graph.title!r}: width and depth need input nodes and one output node")
+    edges = [e for e in graph.edges if _connects(e)]
+    order = graph.topological_order()
+    reached = set(inputs)
+    for name in order:
+        if any(e.dst == name and e.src in reached for e in edges):
+            reached.add(name)
+    reaches = set(outputs)
+    for name in reversed(order):
+        if any(e.src == name and e.dst in reaches for e in edges):
+            reaches.add(name)
+    live = reached & reaches
+    output = next(iter(outputs))
+    if output not in live:
+        return CellShape(0.0, 0)
+    # depth: the longest path in connections from an input to the output, over live nodes
+    longest: dict[str, int] = {}
+    for name in order:
+        if name not in live:
+            continue
+        preds = [longest[e.src] for e in edges if e.dst == name and e.src in longest]
+        longest[name] = 0 if name in inputs else 1 + max(preds)
+    width = 0.0
+    for node in graph.nodes:
+        if node.name not in live or node.name in inputs:
+            continue
+        into = [e for e in edges if e.dst == node.name and e.src in live and e.label]
+        if not into:  # the concatenating output node: no op connections of its own
+            continue
+        from_inputs = sum(e.src in inputs for e in into)
+        width += from_inputs / len(into)
+    return CellShape(width, longest[output])
+
+
+__all__ = ["ABSENT_OPS", "NODE_KINDS", "CellGraph", "CellShape", "GraphEdge", "GraphNode", "cell_shape"]
