@@ -41,6 +41,8 @@ class Case(NamedTuple):
     temperature: float = 1.0
     peer: str | None = None  # the bench_peers.py case with the same work
     partial: int = 1  # PC-DARTS: partial channels K (and edge normalization) when > 1
+    method: str = ""  # entrannas, entrannas-dst, toponas (DARTS space): the method's network and relaxation
+    arch_scale: float = 1e-3  # std of the random architecture parameters (DST's sparsity depends on their spread)
 
 
 def _darts_cases():
@@ -56,6 +58,17 @@ def _darts_cases():
     for b in (64, 128, 256):  # PC-DARTS against the plain supernet, and the larger batches it is for
         cases[f"darts-{b}-bilevel-1st-pc4"] = Case("darts", 16, 8, b, "bilevel-1st", partial=4)
     cases["darts-128-bilevel-1st"] = Case("darts", 16, 8, 128, "bilevel-1st")
+    # issue 18: EnTranNAS, EnTranNAS-DST (dense at the start of a search; sparse: logits spread by 1 at temperature
+    # 1, which keeps 1-4 connections per node, 10 per cell for this key) and TopoNAS, beside the DARTS supernet of
+    # the same size and batch
+    for tag, C, L in (("", 16, 8), ("c8l5-", 8, 5)):
+        for b in (16, 64):
+            cases[f"darts-{tag}{b}-entrannas-1st"] = Case("darts", C, L, b, "bilevel-1st", method="entrannas")
+            cases[f"darts-{tag}{b}-entrannas-dst-1st-dense"] = Case("darts", C, L, b, "bilevel-1st",
+                                                                    method="entrannas-dst")
+            cases[f"darts-{tag}{b}-entrannas-dst-1st-sparse"] = Case("darts", C, L, b, "bilevel-1st",
+                                                                     method="entrannas-dst", arch_scale=1.0)
+            cases[f"darts-{tag}{b}-toponas-1st"] = Case("darts", C, L, b, "bilevel-1st", method="toponas")
     return cases
 
 
@@ -94,6 +107,7 @@ def build(case: Case, key):
     """(model, arch, batch, val_batch, loss_fn, accuracy_fn) of a case, on random inputs of the peer's shapes."""
     import jax
 
+    from jaxnas.nn.entrannas import EnTranNetwork
     from jaxnas.nn.recurrent import DartsRnnSearchCell
     from jaxnas.nn.sequence import LanguageModel
     from jaxnas.nn.supernet import DartsSearchNetwork, NB201Supernet
@@ -102,7 +116,8 @@ def build(case: Case, key):
 
     k_x, k_y, k_vx, k_vy = jax.random.split(key, 4)
     pc = case.partial > 1
-    arch = get_space(case.space, **({"edge_normalization": True} if pc else {})).init_arch(key)
+    space_options = {"edge_normalization": True} if pc else {"topology": True} if case.method == "toponas" else {}
+    arch = get_space(case.space, **space_options).init_arch(key, scale=case.arch_scale)
     if case.space == "darts-rnn":
         model = LanguageModel(DartsRnnSearchCell(hidden=case.width), RNN_VOCAB, case.width)
         shape = (case.batch, case.depth)
@@ -112,7 +127,12 @@ def build(case: Case, key):
 
         return model, arch, (tokens(k_x), tokens(k_y)), (tokens(k_vx), tokens(k_vy)), cross_entropy, None
     options = {"partial_channels": case.partial, "edge_normalization": True} if pc else {}
-    if case.space == "darts":
+    if case.method.startswith("entrannas"):
+        model = EnTranNetwork(C=case.width, layers=case.depth,
+                              derivation="dst" if case.method == "entrannas-dst" else "top2")
+    elif case.method == "toponas":
+        model = DartsSearchNetwork(C=case.width, layers=case.depth, topology_sizes=(2,))
+    elif case.space == "darts":
         model = DartsSearchNetwork(C=case.width, layers=case.depth, **options)
     else:
         model = NB201Supernet(C=case.width, N=case.depth, **options)
@@ -140,9 +160,17 @@ def prepare(case: Case, split: bool | None = None):
     init_s = time.perf_counter() - t0
     edge_keys = tuple(k for k in arch if k.endswith("_edges"))
     relaxation = relax.with_passthrough(case.relaxation, edge_keys)
+    extra = {}
+    if case.method == "entrannas-dst":
+        from jaxnas.spaces import DartsSpace
+        space = DartsSpace()
+        relaxation = relax.dst(space.node_counts, [p != "none" for p in space.primitives])
+    if case.method == "toponas":  # the passive-aggressive term at the method's weight
+        from jaxnas.search.regularizers import passive_aggressive
+        extra["arch_penalty"] = lambda w: 0.1 * passive_aggressive(w, (2, 3, 4, 5), (2,))
     step = make_step(model, mode=case.mode, relaxation=relaxation, w_optimizer=w_opt, a_optimizer=a_opt,
                      hessian=case.hessian, temperature=case.temperature, loss_fn=loss_fn, accuracy_fn=accuracy_fn,
-                     split=split)
+                     split=split, **extra)
     return model, state, step, batch_xy, val_xy, init_s
 
 

@@ -75,6 +75,9 @@ ROWS = (
                                                "stage_skip_dropout": (0.1, 0.4), "max_skips": None, "epochs": 5}),
     ("drnas-progressive", "drnas-progressive", "bilevel-1st", (0,), {}),
     ("rdarts-ada", "rdarts-ada", "bilevel-1st", (0,), {"es_start_epoch": 0}),
+    # EnTranNAS (issue 18): the last cell an Engine-cell, the other two Transit-cells (the derived cell)
+    ("entrannas", "entrannas", "bilevel-1st", (0,), {}),
+    ("entrannas single-level", "entrannas", "single-level", (0,), {}),
 )
 
 

@@ -231,7 +231,7 @@ def register(sub) -> None:
     m.add_argument("--relaxation", choices=tuple(sorted(relax.RELAXATIONS)) + tuple(sorted(relax.ALIASES)),
                    help="the relaxation, overriding the method's: e.g. --method toponas --relaxation gdas")
     m.add_argument("--engine-cells", type=_ints, help="EnTranNAS: indices of the Engine-cells, e.g. 5,7 (default: "
-                   "the last cell of each type on DARTS, the last cell of each stage on NB201)")
+                   "the last cell of each type on DARTS, the last cell on NB201)")
     m.add_argument("--no-feature-sharing", action="store_true", help="EnTranNAS: one op per edge instead of one per "
                    "input node")
     m.add_argument("--derivation", choices=("top-k", "dst", "topology"), help="how the genotype is derived: the "

@@ -218,11 +218,11 @@ class NB201Supernet(NB201Macro):
     partial_channels: int = 1
     edge_normalization: bool = False
     transit_cells: bool = False  # EnTranNAS: cells outside ``engine_cells`` run the derived cell only
-    engine_cells: tuple[int, ...] | None = None  # None: the last cell of every stage
+    engine_cells: tuple[int, ...] | None = None  # None: the last cell (one per cell type, as on DARTS)
 
     def engines(self) -> tuple[int, ...]:
         if self.engine_cells is None:
-            return tuple(self.N * (s + 1) - 1 for s in range(3))
+            return (3 * self.N - 1,)
         bad = [i for i in self.engine_cells if not 0 <= i < 3 * self.N]
         if bad:
             raise ValueError(f"NB201Supernet: engine cells {bad} are not among the {3 * self.N} cells")

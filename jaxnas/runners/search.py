@@ -106,8 +106,8 @@ METHODS: dict[str, dict] = {
                    "adaptive_regularization": True},
     # EnTranNAS: Engine-cells (softmax, differentiable) and Transit-cells (the derived cell only), feature sharing;
     # -dst: node-wise sparsemax weights, every non-zero connection kept (docs/methods.md: what was read)
-    "entrannas": {"relaxation": "darts", "transit_cells": True, "feature_sharing": True},
-    "entrannas-dst": {"relaxation": "darts", "transit_cells": True, "feature_sharing": True, "derivation": "dst"},
+    "entrannas": {"relaxation": "darts", "transit_cells": True},
+    "entrannas-dst": {"relaxation": "darts", "transit_cells": True, "derivation": "dst"},
     # TopoNAS: a distribution over every node's 2-predecessor topologies, learned with the ops (any base
     # relaxation: --relaxation), the passive-aggressive term (weight 0.1: this library's choice), derived by topology
     "toponas": {"relaxation": "darts", "derivation": "topology", "topology_weight": 0.1},
@@ -228,8 +228,8 @@ class SearchConfig:
         after that epoch.
       transit_cells: EnTranNAS (``--method entrannas``): the supernet is :class:`jaxnas.nn.entrannas.EnTranNetwork`
         (DARTS) or the NB201 supernet with Transit-cells: ``engine_cells`` (None: the network's default) are
-        differentiable, the others run the derived cell only; ``feature_sharing``: DARTS only, an op's output on a
-        node is shared by every node that reads it.
+        differentiable, the others run the derived cell only; ``feature_sharing`` (DARTS only; None: on there): an
+        op's output on a node is shared by every node that reads it.
       derivation: ``top-k`` (the space's rule), ``dst`` (EnTranNAS-DST, DARTS: node-wise sparsemax weights, every
         non-zero connection kept, any number per node) or ``topology`` (TopoNAS, DARTS: topological variables per
         node over the sets of ``topology_sizes`` predecessors, relaxed like the ops; ``topology_weight``: the
@@ -303,7 +303,7 @@ class SearchConfig:
     start_from: str | None = None
     transit_cells: bool = False
     engine_cells: tuple[int, ...] | None = None
-    feature_sharing: bool = False
+    feature_sharing: bool | None = None
     derivation: str = "top-k"
     topology_sizes: tuple[int, ...] = (2,)
     topology_weight: float = 0.0
@@ -517,7 +517,9 @@ class SearchConfig:
             raise ValueError(f"topology_weight must be a non-negative number, got {self.topology_weight!r}")
         if self.topology_weight and self.derivation != "topology":
             raise ValueError("topology_weight is TopoNAS's passive-aggressive term: it needs derivation 'topology'")
-        if self.feature_sharing and not (self.transit_cells and self.space == "darts"):
+        if self.feature_sharing not in (None, True, False):
+            raise ValueError(f"feature_sharing must be true, false or None, got {self.feature_sharing!r}")
+        if self.feature_sharing is not None and not (self.transit_cells and self.space == "darts"):
             raise ValueError("feature_sharing is part of EnTranNAS's DARTS network: it needs transit_cells and space "
                              "darts")
         if self.derivation in ("dst", "topology") and self.space != "darts":
@@ -854,7 +856,7 @@ def supernet_options(config: SearchConfig) -> dict:
         options["transit_cells"] = True
         options["engine_cells"] = config.engine_cells
         if config.space == "darts":
-            options["feature_sharing"] = config.feature_sharing
+            options["feature_sharing"] = config.feature_sharing is not False
             options["derivation"] = "dst" if config.derivation == "dst" else "top2"
     if config.derivation == "topology":
         options["topology_sizes"] = config.topology_sizes

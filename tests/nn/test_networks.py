@@ -3,10 +3,12 @@ import random
 
 import jax
 import jax.numpy as jnp
+import optax
 import pytest
 
 from jaxnas.nn.costs import image_spec, profile
-from jaxnas.spaces.genotypes import get_cnn_genotype
+from jaxnas.nn.ops import count_params
+from jaxnas.spaces.genotypes import DartsGenotype, get_cnn_genotype
 from jaxnas.nn.networks import NB201Network, NetworkCIFAR, init_variables
 from jaxnas.registry import get_space
 
@@ -98,3 +100,43 @@ def test_wrong_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="auxiliary head needs a feature map of at least 5x5"):
         NetworkCIFAR(get_cnn_genotype("DARTS_V2"), C=4, layers=3, auxiliary=True).init(
             jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)
+
+
+def test_a_node_with_three_inputs_builds_counts_its_parameters_and_trains():
+    """A DARTS genotype whose node 0 reads three inputs (``normal_fan_in``): NetworkCIFAR builds it, its parameter
+    count is DARTS_V2's plus the extra sep_conv_3x3 of its one normal cell, and SGD steps lower its loss."""
+    v2 = get_cnn_genotype("DARTS_V2")
+    normal = v2.normal[:2] + (("sep_conv_3x3", 0),) + v2.normal[2:]
+    if ("sep_conv_3x3", 0) in v2.normal[:2]:
+        normal = v2.normal[:2] + (("dil_conv_3x3", 0),) + v2.normal[2:]
+    g = DartsGenotype(normal, v2.normal_concat, v2.reduce, v2.reduce_concat, (3, 2, 2, 2), None)
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
+    y = jnp.arange(4) % 10
+    C = 4
+    sizes = {}
+    for name, genotype in (("v2", v2), ("three", g)):
+        model = NetworkCIFAR(genotype, C=C, layers=3, num_classes=10)
+        sizes[name] = count_params(jax.eval_shape(lambda: model.init(jax.random.key(1), x, train=False))["params"])
+    op = normal[2][0]
+    extra = 2 * (9 * C + C * C + 2 * C) if op == "sep_conv_3x3" else 9 * C + C * C + 2 * C  # one normal cell (C)
+    assert sizes["three"] - sizes["v2"] == extra
+    model = NetworkCIFAR(g, C=C, layers=3, num_classes=10)
+    variables = init_variables(model, jax.random.key(1), x, train=False)
+    params, stats = variables["params"], variables["batch_stats"]
+    opt = optax.sgd(0.1)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, stats, state):
+        def loss_fn(p):
+            (logits, _), upd = model.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), upd["batch_stats"]
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(params, updates), stats, state, loss
+
+    losses = []
+    for _ in range(6):
+        params, stats, state, loss = step(params, stats, state)
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
