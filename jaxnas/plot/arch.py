@@ -157,9 +157,9 @@ def plot_arch_trajectories(space, records: Sequence[dict], relaxation: str = "so
     n_rows = math.ceil(len(panels) / columns)
     fig = new_figure(1.9 * columns + 1.6, 1.35 * n_rows + 0.8)
     axes = fig.subplots(n_rows, columns, squeeze=False, sharex=True, sharey=True)
-    colors = _op_palette(next(iter(tables.values())).cols)
     for ax, (name, e) in zip(axes.flat, panels):
         w = relaxed(leaves[name][:, e, :], relaxation)
+        colors = _op_palette(tables[name].cols)  # leaves may differ in columns (TopoNAS's topologies)
         for j, op in enumerate(tables[name].cols):
             ax.plot(steps, w[:, j], color=colors[j], lw=1.2, label=op, gid=f"trajectory:{name}:{e}:{op}")
         edge = math_label(tables[name].rows[e])

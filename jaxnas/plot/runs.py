@@ -177,6 +177,13 @@ def _relaxation(run: RunFiles) -> str:
     return str((run.genotype_json or {}).get("relaxation", run.config.get("relaxation", "softmax")))
 
 
+def _run_space(run: RunFiles, name: str):
+    """The run's search space with the options its config gave it (TopoNAS's topological variables)."""
+    if name == "darts" and run.config.get("derivation") == "topology":
+        return registry.get_space(name, topology=True, topology_sizes=tuple(run.config.get("topology_sizes", (2,))))
+    return registry.get_space(name)
+
+
 def run_figures(run: RunFiles) -> dict[str, Figure]:
     """Every picture the run's files allow, by name (see the module docstring)."""
     figures: dict[str, Any] = {}
@@ -195,7 +202,7 @@ def run_figures(run: RunFiles) -> dict[str, Figure]:
         if arch is not None:
             figures["arch_weights"] = plot_arch_weights(space, arch, spec=spec, title=f"{title}: architecture weights")
     elif gj is not None and "genotype" in gj:
-        space = registry.get_space(gj["space"])
+        space = _run_space(run, gj["space"])
         figures["cell"] = plot_genotype(space, space.from_json(gj["genotype"]), title=f"{title}: derived genotype")
         arch = run.arch  # image searches: arch.npz; sequence searches: result.json's "arch"
         if arch is None and rj is not None and isinstance(rj.get("arch"), dict):
@@ -209,7 +216,7 @@ def run_figures(run: RunFiles) -> dict[str, Figure]:
         figures["cell"] = plot_genotype(space, space.derive(arch), title=f"{title}: derived cell")
         figures["arch_weights"] = plot_arch_weights(space, arch, title=f"{title}: architecture weights")
     if any("arch_params" in r for r in run.genotypes) and gj is not None and gj.get("space") in registry.space_names():
-        space = registry.get_space(gj["space"])
+        space = _run_space(run, gj["space"])
         figures["arch_trajectories"] = plot_arch_trajectories(space, run.genotypes, _relaxation(run),
                                                               title=f"{title}: architecture weights by step")
     panels, sized, _ = curve_panels(run.metrics)

@@ -535,27 +535,18 @@ class SearchConfig:
                                  f"{self.relaxation!r} is not one (use darts)")
             if self.derivation == "topology":
                 raise ValueError("EnTranNAS (transit_cells) and TopoNAS (derivation 'topology') do not combine here")
-            clash = [name for name, on in (("partial_channels", self.partial_channels != 1),
-                                           ("edge_normalization", self.edge_normalization),
-                                           ("perturbation", self.perturbation != "none"),
-                                           ("stage_depths", bool(self.stage_depths)),
-                                           ("progressive_ops", bool(self.progressive_ops)),
-                                           ("keep_ops", bool(self.keep_ops)),
-                                           ("skip_dropout", bool(self.skip_dropout)),
-                                           ("prune_fraction", bool(self.prune_fraction))) if on]
-            if clash:
-                raise ValueError(f"EnTranNAS (transit_cells) does not combine with {', '.join(clash)}")
+            self._refuse("EnTranNAS (transit_cells)", "partial_channels", "edge_normalization", "perturbation",
+                         "stage_depths", "progressive_ops", "keep_ops", "skip_dropout", "prune_fraction")
         if self.derivation == "topology":
-            clash = [name for name, on in (("edge_normalization", self.edge_normalization),
-                                           ("stage_depths", bool(self.stage_depths)),
-                                           ("progressive_ops", bool(self.progressive_ops)),
-                                           ("keep_ops", bool(self.keep_ops)),
-                                           ("skip_dropout", bool(self.skip_dropout)),
-                                           ("prune_fraction", bool(self.prune_fraction)),
-                                           ("proximity_weight", bool(self.proximity_weight)),
-                                           ("admm_weight", bool(self.admm_weight))) if on]
-            if clash:
-                raise ValueError(f"TopoNAS (derivation 'topology') does not combine with {', '.join(clash)}")
+            self._refuse("TopoNAS (derivation 'topology')", "edge_normalization", "stage_depths", "progressive_ops",
+                         "keep_ops", "skip_dropout", "prune_fraction", "proximity_weight", "admm_weight")
+
+    def _refuse(self, method: str, *fields: str):
+        """One error naming every field in ``fields`` that differs from its default."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        clash = [name for name in fields if getattr(self, name) != defaults[name]]
+        if clash:
+            raise ValueError(f"{method} does not combine with {', '.join(clash)}")
 
     # -- derived values -----------------------------------------------------------------------------------------
     @property
