@@ -15,7 +15,8 @@ DARTS_V1/V2, PC-DARTS, and EnTranNAS-DST / TopoNAS genotypes from ``--searches``
 Commands::
 
     python experiments/wide_shallow.py                                    # table, JSON and picture (seconds)
-    python experiments/wide_shallow.py --searches runs/et_nb201/genotype.json runs/topo/genotype.json
+    python experiments/wide_shallow.py --searches runs/quick-darts/genotype.json runs/quick-entrannas/genotype.json \
+        runs/quick-entrannas-dst/genotype.json runs/quick-toponas/genotype.json     # the recorded run
 
 Outputs: ``experiments/results/wide_shallow.json``, ``experiments/wide_shallow.md``, ``docs/images/wide_shallow.png``.
 """
@@ -84,7 +85,7 @@ def study(bench, widths, depths, top: int = 100) -> dict:
                                    "mean_depth": round(float(depths[by_early].mean()), 3)},
             f"top{top}_by_final": {"mean_width": round(float(widths[by_final].mean()), 3),
                                    "mean_depth": round(float(depths[by_final].mean()), 3)},
-            "best_by_final": {"arch": bench.arch_str(int(by_final[0])), "width": float(widths[by_final[0]]),
+            "best_by_final": {"arch": bench.arch_str(int(by_final[0])), "width": round(float(widths[by_final[0]]), 3),
                               "depth": int(depths[by_final[0]]), "final": float(final[by_final[0]])},
             "best_by_acc12": {"arch": bench.arch_str(int(by_early[0])), "width": float(widths[by_early[0]]),
                               "depth": int(depths[by_early[0]]), "acc12": float(early[by_early[0]]),
@@ -136,8 +137,8 @@ def placed_darts(searches) -> list[dict]:
             sources.append((str(Path(path).parent.name), space.from_json(data["genotype"])))
     for name, g in sources:
         normal, reduce = (cell_shape(graph) for graph in space.cell_graphs(g))
-        rows.append({"genotype": name, "normal_width": normal.width, "normal_depth": normal.depth,
-                     "reduce_width": reduce.width, "reduce_depth": reduce.depth,
+        rows.append({"genotype": name, "normal_width": round(normal.width, 3), "normal_depth": normal.depth,
+                     "reduce_width": round(reduce.width, 3), "reduce_depth": reduce.depth,
                      "normal_fan_in": list(g.fan_in("normal"))})
     return rows
 
