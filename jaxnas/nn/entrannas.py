@@ -50,6 +50,11 @@ def default_engine_cells(layers: int) -> tuple[int, ...]:
     return tuple(sorted({reductions[-1], normal[-1]})) if normal else (reductions[-1],)
 
 
+def edge_index(steps: int) -> dict[tuple[int, int], int]:
+    """``{(node m, input i): row}``: the arch row of every edge of a DARTS cell (node m's edges after earlier nodes')."""
+    return {(m, i): row for row, (m, i) in enumerate((m, i) for m in range(steps) for i in range(m + 2))}
+
+
 def cell_gates(weights, derivation: str, steps: int, primitives: Sequence[str]):
     """The derived sub-graph of one cell as 0/1 gates of shape ``(edges, ops)`` (no gradient): the DARTS rule
     (``top2``: two edges per node, each with its strongest non-none op) or the non-zero weights (``dst``)."""
@@ -115,10 +120,7 @@ class EnTranCell(nn.Module):
             s0 = ReLUConvBN(self.C, 1, 1, 0, 1, affine=False, impl=self.impl, name="preprocess0")(s0, train)
         s1 = ReLUConvBN(self.C, 1, 1, 0, 1, affine=False, impl=self.impl, name="preprocess1")(s1, train)
         states = [s0, s1]
-        edge_of = {}
-        for m in range(self.steps):
-            for i in range(m + 2):
-                edge_of[(m, i)] = len(edge_of)
+        edge_of = edge_index(self.steps)
         shared: dict[tuple[int, int], jax.Array] = {}
 
         def output(m, i, o):
@@ -219,9 +221,9 @@ class EnTranNetwork(nn.Module):
 # from the search network to the derived network
 
 
-def _auto_names(cell: DartsCell, genotype: DartsGenotype, kind: str) -> tuple[str, list[str]]:
-    """The names flax gives the preprocess of input 0 and the op of every gene of a :class:`DartsCell` (submodules
-    are named ``<Class>_<n>`` in the order they are created)."""
+def _auto_names(cell: DartsCell, genotype: DartsGenotype, kind: str) -> tuple[str, str, list[str]]:
+    """The names flax gives the preprocess of inputs 0 and 1 and the op of every gene of a :class:`DartsCell`
+    (submodules are named ``<Class>_<n>`` in the order they are created)."""
     counts: dict[str, int] = {}
 
     def name_of(module_cls) -> str:
@@ -230,12 +232,12 @@ def _auto_names(cell: DartsCell, genotype: DartsGenotype, kind: str) -> tuple[st
         return f"{module_cls.__name__}_{n}"
 
     pre0 = name_of(FactorizedReduce if cell.reduction_prev else ReLUConvBN)
-    name_of(ReLUConvBN)  # preprocess1
+    pre1 = name_of(ReLUConvBN)
     ops = []
     for op, inp in getattr(genotype, kind):
         stride = 2 if cell.reduction and inp < 2 else 1
         ops.append(name_of(type(make_op(op, cell.C, stride, True, cell.impl))))
-    return pre0, ops
+    return pre0, pre1, ops
 
 
 def _overwrite(target, source):
@@ -246,18 +248,13 @@ def _overwrite(target, source):
 
 
 def network_variables(search_variables: dict, network_variables_init: dict, genotype: DartsGenotype, layers: int,
-                      C: int, feature_sharing: bool = True, primitives: Sequence[str] = DARTS_PRIMITIVES,
-                      steps: int = 4) -> dict:
+                      C: int, feature_sharing: bool = True, steps: int = 4) -> dict:
     """The variables of the derived :class:`~jaxnas.nn.networks.NetworkCIFAR` (``network_variables_init``: its
     freshly initialised variables, same width and depth as the search network, no auxiliary head) with every conv
     kernel and batch statistic copied from the EnTranNAS search network's: stem, preprocessing, the op of every
     gene (from the shared op of its input with feature sharing, else from its edge's op) and the classifier. The
     affine BN parameters the search network lacks stay at their initial 1 and 0."""
-    edge_of, e = {}, 0
-    for m in range(steps):
-        for i in range(m + 2):
-            edge_of[(m, i)] = e
-            e += 1
+    edge_of = edge_index(steps)
     out = {}
     for collection, net_tree in network_variables_init.items():
         src_tree = search_variables.get(collection, {})
@@ -276,9 +273,9 @@ def network_variables(search_variables: dict, network_variables_init: dict, geno
                 reduction_prev = reduction
                 continue
             dcell = DartsCell(C_curr, tuple(getattr(genotype, kind)), (), reduction, reduction_prev)
-            pre0, op_names = _auto_names(dcell, genotype, kind)
+            pre0, pre1, op_names = _auto_names(dcell, genotype, kind)
             target, source = dict(new[cell_name]), src_tree[cell_name]
-            names = {pre0: "preprocess0", ("ReLUConvBN_1" if pre0 == "ReLUConvBN_0" else "ReLUConvBN_0"): "preprocess1"}
+            names = {pre0: "preprocess0", pre1: "preprocess1"}
             g = 0
             for m, pairs in enumerate(genotype.node_genes(kind)):
                 for op, inp in pairs:
@@ -298,4 +295,4 @@ def network_variables(search_variables: dict, network_variables_init: dict, geno
 
 
 __all__ = ["DERIVATIONS", "EnTranCell", "EnTranNetwork", "ROLES", "SourceOp", "cell_gates", "default_engine_cells",
-           "network_variables"]
+           "edge_index", "network_variables"]
