@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -37,4 +38,24 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
     return str(path)
 
 
-__all__ = ["enable_compilation_cache"]
+@contextlib.contextmanager
+def caching_quick_compiles():
+    """While active, every program compiled goes to the persistent cache, however short its compile.
+
+    The cache keeps programs that took at least a second to compile. A supernet's initialisers run eagerly as
+    hundreds of small programs (tens of milliseconds each, about half a minute in all for the DARTS search network on
+    CPU: docs/cpu-performance.md); kept, a later process (a resumed search, a test) loads them instead. Does nothing
+    while no cache directory is set.
+    """
+    if not jax.config.jax_compilation_cache_dir:
+        yield
+        return
+    previous = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", previous)
+
+
+__all__ = ["caching_quick_compiles", "enable_compilation_cache"]
