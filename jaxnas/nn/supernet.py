@@ -22,6 +22,7 @@ plain supernet.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 
 from jaxnas.spaces.derive import topology_membership
 from jaxnas.spaces.primitives import DARTS_PRIMITIVES, NB201_PRIMITIVES
+from jaxnas.nn.chain import Chain, Piece
 from jaxnas.nn.ops import (
     BatchNorm, Conv, FactorizedReduce, ReLUConvBN, fence_cotangent, make_op,
     torch_default_init, tracing_conditional,
@@ -415,8 +417,8 @@ class DartsSearchNetwork(nn.Module):
     def _nested(self) -> bool:
         return bool(self.nest_cells)
 
-    @nn.compact
-    def __call__(self, x, weights, train: bool = True, hard: bool = False):
+    def _edge_scales(self, weights):
+        """Checks ``weights``; ``{'normal': scales or None, 'reduce': ...}``, one factor per edge."""
         n_edges = sum(2 + m for m in range(self.steps))
         expected = {"normal": (n_edges, len(self.primitives)), "reduce": (n_edges, len(self.primitives))}
         if self.edge_normalization:
@@ -427,33 +429,88 @@ class DartsSearchNetwork(nn.Module):
             expected.update(normal_topology=(self.steps, n_top), reduce_topology=(self.steps, n_top))
         check_weights(weights, expected, "DartsSearchNetwork")
         if self.topology_sizes is not None:
-            scales = {cell: topology_edge_scales(weights[f"{cell}_topology"], counts, self.topology_sizes)
-                      for cell in ("normal", "reduce")}
-        else:
-            scales = {cell: node_edge_scales(weights[f"{cell}_edges"], counts) if self.edge_normalization else None
-                      for cell in ("normal", "reduce")}
-        check_image_batch(x, "DartsSearchNetwork", min_size=4)
-        s = Conv(self.stem_multiplier * self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
-        s = BatchNorm(True, name="stem_bn")(s, use_running_average=not train)
-        s0 = s1 = s
-        C_curr = self.C
-        reduction_prev = False
+            return {cell: topology_edge_scales(weights[f"{cell}_topology"], counts, self.topology_sizes)
+                    for cell in ("normal", "reduce")}
+        return {cell: node_edge_scales(weights[f"{cell}_edges"], counts) if self.edge_normalization else None
+                for cell in ("normal", "reduce")}
+
+    def _cells(self):
+        """``(name, cell module, 'normal' or 'reduce')`` of every cell, in order (unbound modules)."""
+        C_curr, reduction_prev, out = self.C, False, []
         for i in range(self.layers):
             reduction = i in (self.layers // 3, 2 * self.layers // 3)
             if reduction:
                 C_curr *= 2
             cell = DartsSearchCell(
                 C_curr, reduction, reduction_prev, tuple(self.primitives), self.steps, self.multiplier, self.impl,
-                self.edge_grouping, self.partial_channels, name=f"cell_{i}",
+                self.edge_grouping, self.partial_channels, parent=None,
             )
-            kind = "reduce" if reduction else "normal"
+            out.append((f"cell_{i}", cell, "reduce" if reduction else "normal"))
+            reduction_prev = reduction
+        return out
+
+    @nn.compact
+    def __call__(self, x, weights, train: bool = True, hard: bool = False):
+        scales = self._edge_scales(weights)
+        check_image_batch(x, "DartsSearchNetwork", min_size=4)
+        s = Conv(self.stem_multiplier * self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
+        s = BatchNorm(True, name="stem_bn")(s, use_running_average=not train)
+        s0 = s1 = s
+        for name, unbound, kind in self._cells():
+            cell = unbound.clone(parent=self, name=name)
             w = weights[kind]
             if self.is_initializing() or not self._nested():
                 out = cell(s0, s1, w, train, hard, scales[kind])
             else:
-                out = _nested_cell(cell, s0, s1, w, train, hard, self.multiplier * C_curr, 2 if reduction else 1,
+                out = _nested_cell(cell, s0, s1, w, train, hard, self.multiplier * cell.C, 2 if cell.reduction else 1,
                                    scales[kind])
             s0, s1 = s1, out
-            reduction_prev = reduction
         out = s1.mean(axis=(1, 2))
         return nn.Dense(self.num_classes, kernel_init=torch_default_init, name="classifier")(out)
+
+    def chain(self, hard: bool = False) -> Chain:
+        """The network in training mode as a :class:`~jaxnas.nn.chain.Chain`: the stem, each cell, the head."""
+        stem = functools.partial(_whole_piece, _Stem(self.stem_multiplier * self.C, self.impl, parent=None))
+        pieces = [Piece(("stem_conv", "stem_bn"), stem, (0,))]
+        for k, (name, cell, kind) in enumerate(self._cells()):
+            # states: 0 the input, 1 the stem's output, k + 2 cell k's; cell k reads the two before it
+            fn = functools.partial(_darts_cell_piece, self, name, cell, kind, hard)
+            pieces.append(Piece((name,), fn, (max(k, 1), k + 1)))
+        head = functools.partial(_whole_piece, _Head(self.num_classes, parent=None))
+        pieces.append(Piece(("classifier",), head, (len(pieces),)))
+        return Chain(tuple(pieces))
+
+
+class _Stem(nn.Module):
+    """The DARTS search network's stem, with its variable names (``stem_conv``, ``stem_bn``)."""
+
+    C: int
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        s = Conv(self.C, 3, padding=1, impl=self.impl, name="stem_conv")(x)
+        return BatchNorm(True, name="stem_bn")(s, use_running_average=False)
+
+
+class _Head(nn.Module):
+    """Global average pooling and the classifier (``classifier``)."""
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, s):
+        return nn.Dense(self.num_classes, kernel_init=torch_default_init, name="classifier")(s.mean(axis=(1, 2)))
+
+
+def _whole_piece(module, variables, *inputs_and_weights):
+    """A piece whose module owns the piece's variable names as its children (``weights`` unused)."""
+    out, updates = module.apply(variables, *inputs_and_weights[:-1], mutable=["batch_stats"])
+    return out, dict(updates.get("batch_stats", {}))
+
+
+def _darts_cell_piece(net, name, cell, kind, hard, variables, s0, s1, weights):
+    inner = {col: tree[name] for col, tree in variables.items() if name in tree}
+    out, updates = cell.apply(inner, s0, s1, weights[kind], True, hard, net._edge_scales(weights)[kind],
+                              mutable=["batch_stats"])
+    return out, {name: updates["batch_stats"]}

@@ -8,6 +8,7 @@ The ``JAXNAS_*`` variables are read once, checked, into a frozen :class:`Setting
 | ``JAXNAS_CONV_IMPL`` | ``conv_impl`` | ``auto`` (per window kind and backend, :func:`jaxnas.nn.ops.default_impl`), ``xla``, ``shift`` |
 | ``JAXNAS_CPU_SCHEDULER`` | ``cpu_scheduler`` | ``memory`` (XLA:CPU's memory-optimised scheduler), ``default`` |
 | ``JAXNAS_CPU_ARCH_PASS`` | ``cpu_arch_pass`` | ``arch-only`` (a split step's passes whose weight gradient is unused differentiate the architecture alone: a second compiled program), ``shared`` (one compiled gradient for every pass: less compile time) |
+| ``JAXNAS_CPU_CHAIN`` | ``cpu_chain`` | ``off`` (one program per supernet gradient), ``cells`` (a split step's supernet gradient as one small program per piece of a chainable supernet, chained: :mod:`jaxnas.nn.chain`) |
 | ``JAXNAS_CPU_MALLOC`` | ``cpu_malloc`` | ``hugepages``, ``keep``, ``plain`` (:mod:`jaxnas.platform.hostmem`) |
 | ``JAXNAS_COMPILATION_CACHE`` | ``compilation_cache`` | a directory (default ``~/.cache/jaxnas/xla``) or ``off`` |
 | ``JAXNAS_NO_PROGRESS`` | ``progress`` | unset: progress bars; ``1``: none |
@@ -25,6 +26,7 @@ CONV_IMPLS = ("auto", "xla", "shift")
 CPU_SCHEDULERS = ("memory", "default")
 CPU_MALLOCS = ("hugepages", "keep", "plain")
 CPU_ARCH_PASSES = ("arch-only", "shared")
+CPU_CHAINS = ("off", "cells")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +35,14 @@ class Settings:
     cpu_scheduler: str = "memory"
     cpu_malloc: str = "hugepages"
     cpu_arch_pass: str = "arch-only"
+    cpu_chain: str = "off"
     compilation_cache: str = str(Path.home() / ".cache" / "jaxnas" / "xla")
     progress: bool = True
 
     def __post_init__(self):
         for name, allowed in (("conv_impl", CONV_IMPLS), ("cpu_scheduler", CPU_SCHEDULERS),
-                              ("cpu_malloc", CPU_MALLOCS), ("cpu_arch_pass", CPU_ARCH_PASSES)):
+                              ("cpu_malloc", CPU_MALLOCS), ("cpu_arch_pass", CPU_ARCH_PASSES),
+                              ("cpu_chain", CPU_CHAINS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
 
@@ -48,6 +52,7 @@ _VARIABLES = {
     "JAXNAS_CPU_SCHEDULER": ("cpu_scheduler", CPU_SCHEDULERS),
     "JAXNAS_CPU_MALLOC": ("cpu_malloc", CPU_MALLOCS),
     "JAXNAS_CPU_ARCH_PASS": ("cpu_arch_pass", CPU_ARCH_PASSES),
+    "JAXNAS_CPU_CHAIN": ("cpu_chain", CPU_CHAINS),
 }
 
 

@@ -40,8 +40,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnas.platform import settings, xla
+from jaxnas.platform import cache, settings, xla
 from jaxnas import relax as relax_lib
+from jaxnas.nn.chain import ChainedVJP
 from jaxnas.search import parallel
 
 MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")
@@ -107,9 +108,11 @@ def init_search_state(
     weights = relax_lib.softmax(arch)
     try:
         # lazy_init runs only the parameter initialisers, eagerly: jitting them compiles every random initialiser of
-        # the supernet (docs/cpu-performance.md: minutes for the DARTS search network)
-        variables = model.lazy_init(k_init, jax.ShapeDtypeStruct(sample_input.shape, sample_input.dtype), weights,
-                                    train=False)
+        # the supernet (docs/cpu-performance.md: minutes for the DARTS search network); their small eager programs
+        # are kept in the compilation cache for the next process
+        with cache.caching_quick_compiles():
+            variables = model.lazy_init(k_init, jax.ShapeDtypeStruct(sample_input.shape, sample_input.dtype),
+                                        weights, train=False)
     except (TypeError, KeyError, IndexError) as e:
         shapes = jax.tree_util.tree_map(lambda a: tuple(a.shape), arch)
         raise ValueError(f"the supernet rejected edge weights shaped {shapes}: {e}") from e
@@ -426,6 +429,7 @@ def make_step(
     jit: bool = True,
     split: bool | None = None,
     arch_only_pass: bool | None = None,
+    chain_cells: bool | None = None,
 ) -> Callable:
     """Build ``step(state, batch, val_batch=None) -> (state, metrics)``.
 
@@ -473,6 +477,10 @@ def make_step(
         the two finite-difference passes) as a second compiled program that differentiates the architecture alone
         (about half the time of those passes, one more compile); ``False``: one compiled gradient for every pass.
         Default: the ``cpu_arch_pass`` setting (:mod:`jaxnas.platform.settings`, ``JAXNAS_CPU_ARCH_PASS``).
+      chain_cells: in a split step, compute each pass's supernet gradient as a chain of small programs, one per
+        piece of the network (stem, cell, head: :mod:`jaxnas.nn.chain`), for a supernet that has ``chain()``
+        (given as the module, not its ``apply``); the same function, equal up to float rounding. Default: the
+        ``cpu_chain`` setting (``JAXNAS_CPU_CHAIN``); ``True`` with a model that cannot be chained is an error.
     """
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -528,6 +536,14 @@ def make_step(
 
     if arch_only_pass is None:
         arch_only_pass = settings.current().cpu_arch_pass == "arch-only"
+    chainable = isinstance(model_apply, nn.Module) and hasattr(model_apply, "chain")
+    if chain_cells and not (split and chainable):
+        raise ValueError(
+            "chain_cells=True chains the supernet gradient of a split step; it needs split (CPU, no mesh) and a "
+            f"supernet module with chain() (got {type(model_apply).__name__}, split={split})"
+        )
+    if chain_cells is None:
+        chain_cells = bool(split and chainable and settings.current().cpu_chain == "cells")
     if split:
         # the split step's programs trace the supernet once: each differentiates the same jaxpr (XLA inlines it)
         forward = jax.jit(forward)
@@ -599,6 +615,50 @@ def make_step(
 
         (_, aux), g_a = jax.value_and_grad(objective, has_aux=True)(arch)
         return aux, None, g_a, None
+
+    def chained_gradients():
+        """:func:`gradients` and :func:`arch_gradients` as chains of programs that share their forward programs:
+        the relaxation, each piece of the supernet (:class:`jaxnas.nn.chain.ChainedVJP`), the loss and penalty."""
+        cjit = functools.partial(jax.jit, compiler_options=options)
+        network = ChainedVJP(model_apply.chain(hard=hard), options)
+
+        @cjit
+        def relax_forward(arch, key, temp, delta):
+            def weights_of(a, d):
+                weights = relaxed(a, key, temp, dropout=True)
+                return weights if d is None else jax.tree_util.tree_map(jnp.add, weights, d)
+
+            return jax.vjp(weights_of, arch, delta)
+
+        @cjit
+        def head(logits, labels, weights, arch, penalty_scale):
+            def objective(lg, w, a):
+                loss, pen = loss_fn(lg, labels), penalty_of(w, a)
+                return loss + penalty_scale * pen, (loss, pen)
+
+            (_, (loss, pen)), grads = jax.value_and_grad(objective, argnums=(0, 1, 2), has_aux=True)(
+                logits, weights, arch)
+            return loss, pen, grads
+
+        @cjit
+        def relax_backward(vjp, g_net, g_pen, g_reg):
+            g_a, g_d = vjp(jax.tree_util.tree_map(jnp.add, g_net, g_pen))
+            return jax.tree_util.tree_map(jnp.add, g_a, g_reg), g_d
+
+        def make(with_params):
+            def run(params, batch_stats, arch, batch, key, temp, penalty_scale, delta=None):
+                x, y = unpack_batch(batch)
+                weights, relax_vjp = relax_forward(arch, key, temp, delta)
+                logits, new_bs, backward = network.forward(params, batch_stats, x, weights)
+                loss, pen, (g_logits, g_pen, g_reg) = head(logits, y, weights, arch, penalty_scale)
+                g_params, g_net = backward(g_logits, params=with_params)
+                g_a, g_d = relax_backward(relax_vjp, g_net, g_pen, g_reg)
+                return (loss, pen, logits, new_bs), g_params, g_a, g_d
+
+            run.network = network
+            return run
+
+        return make(True), make(False)
 
     def clean_weights(arch, key, temp):
         return jax.lax.stop_gradient(relaxed(arch, key, temp))
@@ -794,9 +854,16 @@ def make_step(
         return parallel.jit_data_parallel(step, mesh, donate=donate)
     options = xla.compiler_options()
     if split and mode in ARCH_MODES:
+        if chain_cells:
+            pass_gradients, pass_arch_gradients = chained_gradients()
+            pass_arch_gradients = pass_arch_gradients if arch_only_pass else pass_gradients
+        else:
+            pass_gradients = jax.jit(gradients, compiler_options=options)
+            pass_arch_gradients = (jax.jit(arch_gradients, compiler_options=options) if arch_only_pass
+                                   else pass_gradients)
         return _split_bilevel_step(
-            mode, hessian, fd_radius, check_batches, gradients,
-            arch_gradients if arch_only_pass else gradients, keys_of, pass_temperature, arch_metrics,
+            mode, hessian, fd_radius, check_batches, pass_gradients, pass_arch_gradients, keys_of, pass_temperature,
+            arch_metrics,
             arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate, options,
             perturb, None if perturb is None else (weight_delta if perturb.kind == "mean-shift" else start_delta),
         )
@@ -819,7 +886,8 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, arch
     batch of the same shapes: :func:`gradients` (the loss of one batch and its gradient in both the weights and the
     architecture parameters) where the weight gradient is used, :func:`arch_gradients` (the architecture gradient
     alone, which skips the kernel gradients of every convolution: about half the time of a pass) where it is not
-    (``make_step(arch_only_pass=False)`` passes ``gradients`` for it: one program to compile).
+    (``make_step(arch_only_pass=False)`` passes ``gradients`` for it: one program to compile). Both come in
+    jitted, or (``chain_cells``) as chains of per-cell programs that share their forward programs.
     So each compiles once; a first-order step calls each once (the arch gradient on the val batch, the weight
     gradient on the train batch; PyTorch DARTS computes both gradients in both passes); a second-order step with
     the finite-difference Hessian calls ``gradients`` three times and ``arch_gradients`` twice, a single-level step
@@ -842,10 +910,6 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, arch
         """This step's keys (weight step, arch step, unroll) and temperature (with the op-dropout rate)."""
         _, k_w, k_a, k_t = keys_of(state)
         return k_w, k_a, k_t, pass_temperature(state.step)
-
-    shared = arch_gradients is gradients  # arch_only_pass=False: one jitted program serves both
-    gradients = jit(gradients)
-    arch_gradients = gradients if shared else jit(arch_gradients)
 
     @jit
     def update_arch(state, g_a, aux, val_batch):
