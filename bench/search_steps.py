@@ -143,7 +143,7 @@ def build(case: Case, key):
     return model, arch, images(k_x, k_y), images(k_vx, k_vy), cross_entropy, accuracy
 
 
-def prepare(case: Case, split: bool | None = None):
+def prepare(case: Case, split: bool | None = None, chain: bool | None = None):
     """``(model, state, step, batch, val_batch, init seconds)`` of a case: DARTS's optimizers, ``make_step`` as a
     search builds it (``split=None``: its default for the backend)."""
     import jax
@@ -170,7 +170,7 @@ def prepare(case: Case, split: bool | None = None):
         extra["arch_penalty"] = lambda w: 0.1 * passive_aggressive(w, (2, 3, 4, 5), (2,))
     step = make_step(model, mode=case.mode, relaxation=relaxation, w_optimizer=w_opt, a_optimizer=a_opt,
                      hessian=case.hessian, temperature=case.temperature, loss_fn=loss_fn, accuracy_fn=accuracy_fn,
-                     split=split, **extra)
+                     split=split, chain_cells=chain, **extra)
     return model, state, step, batch_xy, val_xy, init_s
 
 
@@ -193,19 +193,20 @@ def time_steps(step, state, batch, val_batch, steps: int):
     return first_s, times, faults, state, metrics
 
 
-def run_case(name: str, steps: int, split: str = "auto") -> dict:
+def run_case(name: str, steps: int, split: str = "auto", chain: str = "auto") -> dict:
     import jax
     import jax.numpy as jnp
 
     from jaxnas.nn import ops
 
     case = CASES[name]
-    model, state, step, batch_xy, val_xy, init_s = prepare(case, CHOICES[split])
+    model, state, step, batch_xy, val_xy, init_s = prepare(case, CHOICES[split], CHOICES[chain])
     first_s, times, faults, state, metrics = time_steps(step, state, batch_xy, val_xy, steps)
     med = statistics.median(times)
     return {
         "case": name, **case._asdict(), "hessian": case.hessian if case.mode == "bilevel-2nd" else None,
         "impl": {k: ops.default_impl(k) for k in ops.KINDS}, "split": hasattr(step, "programs"),
+        "chain": hasattr(getattr(step, "programs", {}).get("gradients"), "network"),
         "edge_grouping": getattr(model, "edge_grouping", None),
         "backend": jax.default_backend(), "jax": jax.__version__,
         "init_s": round(init_s, 2), "first_step_s (trace+compile+run)": round(first_s, 1),
@@ -244,8 +245,10 @@ def compile_times(log: str) -> dict:
 
 
 def run_jaxnas(args, name: str, env: dict) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps), "--split", args.split]
+    cmd = [sys.executable, __file__, "--worker", name, "--steps", str(args.steps), "--split", args.split,
+           "--chain", args.chain]
     cmd += ["--cache", args.cache] if args.cache else []
+    cmd += [f"--xla-option={o}" for o in args.xla_option]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -261,6 +264,17 @@ def run_jaxnas(args, name: str, env: dict) -> dict:
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     row["compile_s"] = compile_times(proc.stderr)
     return row
+
+
+def xla_options(pairs: list[str]) -> dict:
+    """``NAME=VALUE`` strings as compiler options (true/false as booleans, integers as integers)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--xla-option {pair!r}: expected NAME=VALUE")
+        out[name] = {"true": True, "false": False}.get(value.lower(), int(value) if value.isdigit() else value)
+    return out
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -291,9 +305,14 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "search_steps.jsonl"))
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per case")
     ap.add_argument("--split", choices=sorted(CHOICES), default="auto", help="make_step(split=...)")
+    ap.add_argument("--chain", choices=sorted(CHOICES), default="auto", help="make_step(chain_cells=...): a "
+                    "split step's supernet gradient as per-cell programs (auto: the JAXNAS_CPU_CHAIN setting)")
     ap.add_argument("--note", help="stored with each result row")
     ap.add_argument("--cache", help="JAX persistent compilation cache folder: a second run with the same programs "
                     "skips compiling (its compile figures are then cache loads); for trying run-time settings")
+    ap.add_argument("--xla-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="an XLA compiler option added to jaxnas's own for every step program (e.g. "
+                    "xla_cpu_opt_preset=CPU_OPT_PRESET_FAST_COMPILE); repeatable")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--markdown", metavar="NOTE", help="print the rows of --out whose note is NOTE as a markdown "
                     "table, and exit")
@@ -315,11 +334,17 @@ def main(argv=None):
         import jax
 
         jax.config.update("jax_log_compiles", True)
+        if args.xla_option:
+            from jaxnas.platform import xla
+
+            extra, base = xla_options(args.xla_option), xla.compiler_options
+            xla.compiler_options = lambda: {**(base() or {}), **extra}
         if args.cache:
             jax.config.update("jax_compilation_cache_dir", args.cache)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        print(json.dumps({**run_case(args.worker, args.steps, args.split), "host_malloc_kept": host_malloc}))
+        print(json.dumps({**run_case(args.worker, args.steps, args.split, args.chain),
+                          "host_malloc_kept": host_malloc}))
         return 0
     if args.peers and not os.path.isfile(os.path.join(args.peers, "bench_peers.py")):
         ap.error(f"--peers {args.peers}: no bench_peers.py there (set it up as ../shared/peers/README.md says)")
@@ -349,6 +374,8 @@ def main(argv=None):
                 row["note"] = args.note
             if args.cache:
                 row["compile_cache"] = args.cache
+            if args.xla_option:
+                row["xla_options"] = xla_options(args.xla_option)
             row["cpu_malloc"] = hostmem.malloc_choice()
             if env.get("GLIBC_TUNABLES"):
                 row["glibc_tunables"] = env["GLIBC_TUNABLES"]
