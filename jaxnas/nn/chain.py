@@ -1,11 +1,12 @@
 """A network's gradient as a chain of small programs, one per piece (stem, each cell, head), chained in Python.
 
-XLA:CPU's compile time and compiler memory grow faster than linearly with a program's size, and the gradient of a
-supernet is one large program (the DARTS search network's: 60-80 s and most of the step's peak memory;
-docs/cpu-performance.md). :func:`chained_vjp` computes the same forward pass and VJP as ``jax.vjp`` of the whole
-network, from one jitted forward program per piece (which also returns the piece's VJP closure, a pytree of
-residuals) and one jitted backward program per piece. Pieces with the same function and shapes share their
-programs. A network says how it splits into a :class:`Chain` (``DartsSearchNetwork.chain``, ``NB201Supernet.chain``).
+XLA:CPU's compile time grows faster than linearly with a program's size, and the gradient of a supernet is one
+large program. :class:`ChainedVJP` computes the same forward pass and VJP as ``jax.vjp`` of the whole network, from
+one jitted forward program per piece (which also returns the piece's VJP closure, a pytree of residuals) and one
+jitted backward program per piece. Pieces with the same function and shapes share their programs. The residuals
+are program outputs, kept in memory until the backward pass: fewer than a whole-network program would keep is not
+to be expected (docs/cpu-performance.md has the trade-off as measured). A network says how it splits into a
+:class:`Chain` (``DartsSearchNetwork.chain``).
 """
 
 from __future__ import annotations

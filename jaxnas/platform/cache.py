@@ -43,9 +43,8 @@ def caching_quick_compiles():
     """While active, every program compiled goes to the persistent cache, however short its compile.
 
     The cache keeps programs that took at least a second to compile. A supernet's initialisers run eagerly as
-    hundreds of small programs (tens of milliseconds each, about half a minute in all for the DARTS search network on
-    CPU: docs/cpu-performance.md); kept, a later process (a resumed search, a test) loads them instead. Does nothing
-    while no cache directory is set.
+    hundreds of small programs, each below that threshold but many in all (docs/cpu-performance.md); kept, a later
+    process (a resumed search, a test) loads them instead. Does nothing while no cache directory is set.
     """
     if not jax.config.jax_compilation_cache_dir:
         yield
