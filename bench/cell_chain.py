@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +32,9 @@ from jaxnas.nn.chain import ChainedVJP
 from jaxnas.nn.supernet import DartsSearchNetwork
 from jaxnas.registry import get_space
 from jaxnas.search.steps import cross_entropy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gradient_passes import _time  # noqa: E402  (the benchmarks' shared timing loop)
 
 OUT = Path(__file__).with_name("results") / "cell_chain.jsonl"
 
@@ -75,18 +78,6 @@ def setup(C, layers, batch):
     return net, variables["params"], variables["batch_stats"], weights, x, y
 
 
-def timed(grad, args, calls):
-    t0 = time.perf_counter()
-    jax.block_until_ready(grad(*args))
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        jax.block_until_ready(grad(*args))
-        times.append(time.perf_counter() - t0)
-    return first, times
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("flat", "chain"), default="chain")
@@ -110,12 +101,11 @@ def main():
     net, params, bs, weights, x, y = setup(args.C, args.layers, args.batch)
     setup_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     grad = flat_gradient(net) if args.mode == "flat" else chained_gradient(net, args.arch_only)
-    first, times = timed(grad, (params, bs, weights, x, y), args.calls)
+    first, median, fastest = _time(grad, params, bs, weights, x, y, repeats=args.calls)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), None)
     row = {"mode": args.mode, "arch_only": args.arch_only, "C": args.C, "layers": args.layers, "batch": args.batch,
-           "first_call_s": round(first, 1), "median_s": round(statistics.median(times), 3),
-           "min_s": round(min(times), 3), "max_s": round(max(times), 3),
+           "first_call_s": round(first, 1), "median_s": round(median, 3), "min_s": round(fastest, 3),
            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
            "peak_rss_after_setup_gb": round(setup_peak, 2),
            "jax": jax.__version__, "cpu_model": model, "note": args.note, "date": time.strftime("%Y-%m-%d %H:%M")}
