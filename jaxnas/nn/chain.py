@@ -72,19 +72,20 @@ class ChainedVJP:
     def __init__(self, chain: Chain, compiler_options: dict | None = None):
         jit = functools.partial(jax.jit, compiler_options=compiler_options)
         self.chain = chain
-        self._forwards = {}
+        shared = {}  # one jitted forward per (function, which inputs are the network's input)
+        self._forwards = []
         for piece in chain.pieces:
             key = (piece.fn, tuple(i == 0 for i in piece.inputs))
-            if key not in self._forwards:
-                self._forwards[key] = jit(functools.partial(_forward, piece.fn, key[1]))
+            if key not in shared:
+                shared[key] = jit(functools.partial(_forward, piece.fn, key[1]))
+            self._forwards.append(shared[key])
         self._backward = jit(_backward)
         self._backward_no_params = jit(_backward_no_params)
 
     def forward(self, params, batch_stats, x, weights):
         """``(output, new batch_stats, backward)``; ``backward(ct, params=True) -> (g params or None, g weights)``."""
         states, vjps, new_bs = [x], [], {}
-        for piece in self.chain.pieces:
-            fwd = self._forwards[(piece.fn, tuple(i == 0 for i in piece.inputs))]
+        for piece, fwd in zip(self.chain.pieces, self._forwards):
             out, vjp, bs = fwd(_sub(params, piece.names), _sub(batch_stats, piece.names),
                                [states[i] for i in piece.inputs], weights)
             states.append(out)
