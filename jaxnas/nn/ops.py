@@ -55,6 +55,28 @@ def tracing_conditional():
         _TRACING_CONDITIONAL.reset(token)
 
 
+# while set, the ops below that carry hand-written VJPs trace as plain jax functions instead (see plain_autodiff)
+_PLAIN_AUTODIFF = contextvars.ContextVar("jaxnas_plain_autodiff", default=False)
+
+
+@contextlib.contextmanager
+def plain_autodiff():
+    """Trace inside this block with JAX's own derivatives in place of the hand-written VJPs of
+    :func:`fence_cotangent`, :func:`depthwise_shift`, :func:`max_pool_shift` and :func:`dense_conv_cpu`: the same
+    functions, as plain jax ops, so that forward mode (``jax.jvp``, forward over reverse) passes through them (a
+    custom VJP supports reverse mode only). The exact DARTS hypergradient's mixed term is traced this way."""
+    token = _PLAIN_AUTODIFF.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_AUTODIFF.reset(token)
+
+
+def plain_autodiff_active() -> bool:
+    """Whether tracing happens inside :func:`plain_autodiff`."""
+    return _PLAIN_AUTODIFF.get()
+
+
 def default_impl(kind: str = "dense") -> str:
     """The implementation used for a window of ``kind`` when a module is given ``impl=None`` (or ``"auto"``):
     the ``conv_impl`` setting (:mod:`jaxnas.platform.settings`) unless it is ``auto``, else :data:`CPU_CHOICE` on
@@ -115,7 +137,6 @@ def materialize(x: jax.Array) -> jax.Array:
     return x + jnp.zeros((), x.dtype) * jnp.sum(x)
 
 
-@jax.custom_vjp
 def fence_cotangent(x: jax.Array) -> jax.Array:
     """Identity whose cotangent XLA computes once, instead of fusing (recomputing) it into each of its consumers.
 
@@ -130,7 +151,16 @@ def fence_cotangent(x: jax.Array) -> jax.Array:
     Evaluated without differentiation (a forward pass alone: the single-level step's val metrics, evaluation), it
     materialises ``x`` itself for the same reason: XLA:CPU otherwise fuses a supernet's forward pass into loops
     that run far slower than the forward part of its gradient (docs/cpu-performance.md, "A forward pass alone").
+    Under :func:`plain_autodiff` it is :func:`materialize` with JAX's derivative (``g + 0 * sum(g)``: the cotangent
+    is materialised as well), which forward mode passes.
     """
+    if _PLAIN_AUTODIFF.get():
+        return materialize(x)
+    return _fence_cotangent(x)
+
+
+@jax.custom_vjp
+def _fence_cotangent(x: jax.Array) -> jax.Array:
     return materialize(x)
 
 
@@ -142,7 +172,7 @@ def _fence_cotangent_bwd(_, g):
     return (materialize(g),)
 
 
-fence_cotangent.defvjp(_fence_cotangent_fwd, _fence_cotangent_bwd)
+_fence_cotangent.defvjp(_fence_cotangent_fwd, _fence_cotangent_bwd)
 
 
 def _pad_hw(x: jax.Array, padding: int, value: float = 0.0) -> jax.Array:
@@ -171,23 +201,32 @@ def _transpose_pads(size_in: int, size_out: int, kernel: int, stride: int, paddi
     return (lo, hi, stride - 1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def depthwise_shift(x: jax.Array, taps: jax.Array, stride: int, padding: int, dilation: int) -> jax.Array:
     """Depthwise 2-D correlation (NHWC input, (k, k, C) taps) as a sum of k*k shifted slices.
 
     Its gradient is written by hand. The tap gradient is one variadic reduction that reads the input and the output
     gradient once for all k*k taps (autodiff of the slices sums every tap separately: docs/cpu-performance.md). The input gradient is a depthwise
     correlation of the dilated, padded output gradient with the flipped taps (one fused pass). The rules are made of
-    jax ops and of these functions, so they can be differentiated again (second-order DARTS).
+    jax ops and of these functions, so they can be differentiated again (second-order DARTS). Under
+    :func:`plain_autodiff` the same sum of slices takes JAX's derivative.
     """
+    if _PLAIN_AUTODIFF.get():
+        return _depthwise_shift_plain(x, taps, stride, padding, dilation)
+    return _depthwise_shift(x, taps, stride, padding, dilation)
+
+
+def _depthwise_shift_plain(x, taps, stride, padding, dilation):
     k = taps.shape[0]
     ho = out_size(x.shape[1], k, stride, padding, dilation)
     wo = out_size(x.shape[2], k, stride, padding, dilation)
     return _tap_sum(_pad_hw(x, padding), taps, stride, dilation, (ho, wo))
 
 
+_depthwise_shift = jax.custom_vjp(_depthwise_shift_plain, nondiff_argnums=(2, 3, 4))
+
+
 def _depthwise_shift_fwd(x, taps, stride, padding, dilation):
-    return depthwise_shift(x, taps, stride, padding, dilation), (x, taps)
+    return _depthwise_shift_plain(x, taps, stride, padding, dilation), (x, taps)
 
 
 def _input_grad(g, taps, in_hw, stride, padding, dilation):
@@ -233,7 +272,7 @@ def _depthwise_shift_bwd(stride, padding, dilation, res, g):
     return materialize(_input_grad(g, taps, x.shape[1:3], stride, padding, dilation)), d_taps
 
 
-depthwise_shift.defvjp(_depthwise_shift_fwd, _depthwise_shift_bwd)
+_depthwise_shift.defvjp(_depthwise_shift_fwd, _depthwise_shift_bwd)
 
 
 def conv2d(x, kernel, *, stride=1, padding=0, dilation=1, groups=1, impl=None):
@@ -270,7 +309,6 @@ def _lax_conv(x, kernel, stride, padding, dilation, groups=1):
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def dense_conv_cpu(x: jax.Array, kernel: jax.Array, stride: int, padding: int, dilation: int) -> jax.Array:
     """A dense NHWC/HWIO convolution (``lax.conv_general_dilated``) with a hand-written gradient for the branch of
     a conditional on CPU (:func:`conv2d` uses it there): the input gradient is a convolution of the same NHWC/HWIO
@@ -279,13 +317,21 @@ def dense_conv_cpu(x: jax.Array, kernel: jax.Array, stride: int, padding: int, d
     Why: autodiff's gradient convolutions have other dimension orders (the kernel gradient contracts over the
     batch), which XLA:CPU rewrites into a form its convolution kernels take, except inside the branch of a
     conditional, where it runs them with a slow generic loop (docs/cpu-performance.md, "Conditionals on CPU").
-    The rules are jax ops, so they can be differentiated again (second-order DARTS).
+    The rules are jax ops, so they can be differentiated again (second-order DARTS). Under :func:`plain_autodiff`
+    it is ``lax.conv_general_dilated`` with JAX's derivative.
     """
+    if _PLAIN_AUTODIFF.get():
+        return _lax_conv(x, kernel, stride, padding, dilation)
+    return _dense_conv_cpu(x, kernel, stride, padding, dilation)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _dense_conv_cpu(x, kernel, stride, padding, dilation):
     return _lax_conv(x, kernel, stride, padding, dilation)
 
 
 def _dense_conv_cpu_fwd(x, kernel, stride, padding, dilation):
-    return dense_conv_cpu(x, kernel, stride, padding, dilation), (x, kernel)
+    return _lax_conv(x, kernel, stride, padding, dilation), (x, kernel)
 
 
 def _dense_conv_cpu_bwd(stride, padding, dilation, res, g):
@@ -304,7 +350,7 @@ def _dense_conv_cpu_bwd(stride, padding, dilation, res, g):
     return dx, dk
 
 
-dense_conv_cpu.defvjp(_dense_conv_cpu_fwd, _dense_conv_cpu_bwd)
+_dense_conv_cpu.defvjp(_dense_conv_cpu_fwd, _dense_conv_cpu_bwd)
 
 
 @functools.partial(jax.checkpoint, static_argnums=(2, 3, 4))
@@ -331,15 +377,20 @@ def max_pool(x, *, kernel=3, stride=1, padding=1, impl=None):
     return max_pool_shift(x, kernel, stride, padding)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def max_pool_shift(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
     """Max pooling as a running maximum of k*k shifted slices of the -inf padded input.
 
     The gradient is written by hand (autodiff would pad each of the k*k select masks back to the input's shape):
     every input pixel receives the output gradient of each window whose maximum it equals, in one fused pass. With
     ties inside a window every tied pixel receives it (XLA's select-and-scatter picks one); ties have probability
-    zero for real-valued activations.
+    zero for real-valued activations. Under :func:`plain_autodiff` the same running maximum takes JAX's derivative.
     """
+    if _PLAIN_AUTODIFF.get():
+        return _max_pool_shift_plain(x, kernel, stride, padding)
+    return _max_pool_shift(x, kernel, stride, padding)
+
+
+def _max_pool_shift_plain(x, kernel, stride, padding):
     ho = out_size(x.shape[1], kernel, stride, padding)
     wo = out_size(x.shape[2], kernel, stride, padding)
     views = _shifted_slices(_pad_hw(x, padding, -jnp.inf), kernel, stride, 1, (ho, wo))
@@ -349,8 +400,11 @@ def max_pool_shift(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.
     return out
 
 
+_max_pool_shift = jax.custom_vjp(_max_pool_shift_plain, nondiff_argnums=(1, 2, 3))
+
+
 def _max_pool_shift_fwd(x, kernel, stride, padding):
-    y = max_pool_shift(x, kernel, stride, padding)
+    y = _max_pool_shift_plain(x, kernel, stride, padding)
     return y, (x, y)
 
 
@@ -371,7 +425,7 @@ def _max_pool_shift_bwd(kernel, stride, padding, res, g):
     return (dx,)
 
 
-max_pool_shift.defvjp(_max_pool_shift_fwd, _max_pool_shift_bwd)
+_max_pool_shift.defvjp(_max_pool_shift_fwd, _max_pool_shift_bwd)
 
 
 def _valid_counts(h, w, kernel, stride, padding):

@@ -4,8 +4,8 @@ RobustDARTS finds that DARTS's degenerate cells coincide with a large dominant e
 validation loss with respect to the architecture parameters, and stops the search early when that eigenvalue
 starts to grow. Here:
 
-* :func:`hessian_vector_product`: exact ``H v`` by reverse over reverse (the supernets' custom-VJP ops admit no
-  forward mode);
+* :func:`hessian_vector_product`: exact ``H v``, forward over reverse (traced with
+  :func:`jaxnas.nn.ops.plain_autodiff`, which lets forward mode through the supernets' hand-written VJPs);
 * :func:`dominant_eigenvalue`: power iteration on those products (the eigenvalue of largest magnitude), and
   :func:`largest_eigenvalue`: the largest (algebraic) one, RobustDARTS's quantity, by a second power iteration on
   the shifted Hessian when the first finds a negative one;
@@ -23,10 +23,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxnas.nn.ops import plain_autodiff
+
 
 def hessian_vector_product(f: Callable[[Any], jax.Array], x, v):
-    """``H v`` of the scalar ``f`` at ``x`` (pytrees of the same structure), exact."""
-    return jax.grad(lambda y: optax.tree.vdot(jax.grad(f)(y), v))(x)
+    """``H v`` of the scalar ``f`` at ``x`` (pytrees of the same structure), exact: the derivative of ``grad f``
+    along ``v``."""
+    with plain_autodiff():
+        return jax.jvp(jax.grad(f), (x,), (v,))[1]
 
 
 def _random_unit(x, key):

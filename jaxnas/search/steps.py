@@ -15,7 +15,8 @@ Modes (``make_step(mode=...)``):
 ``"bilevel-1st"``  DARTS first order: arch step on the val batch at the current weights, then the weight step on the
                    train batch with the updated arch.
 ``"bilevel-2nd"``  DARTS second order: the arch gradient of ``L_val(w - xi * grad_w L_train(w, a), a)``, either exact
-                   (JAX differentiates through the unrolled update, ``hessian="exact"``) or with DARTS's
+                   (the chain rule through the unrolled update with the mixed second derivative in forward over
+                   reverse mode, ``hessian="exact"``) or with DARTS's
                    finite-difference Hessian-vector product (``hessian="finite_difference"``); then the weight step.
 
 Batches are ``(inputs, labels)`` tuples or mappings with ``"image"`` and ``"label"``. In the bi-level modes the BN
@@ -43,6 +44,7 @@ import optax
 from jaxnas.platform import cache, settings, xla
 from jaxnas import relax as relax_lib
 from jaxnas.nn.chain import ChainedVJP
+from jaxnas.nn.ops import plain_autodiff, plain_autodiff_active
 from jaxnas.search import parallel
 
 MODES = ("weights", "single", "bilevel-1st", "bilevel-2nd")
@@ -241,6 +243,19 @@ def fd_perturbation(params, d_w, fd_radius: float):
     return w_plus, w_minus, eps
 
 
+def mixed_derivative(train_loss: Callable[[Any, Any], jax.Array], params, arch, d_w):
+    """``grad_a <grad_w L(w, a), d_w>`` at ``(params, arch)``: the derivative of ``grad_a L`` along ``d_w`` in the
+    weights (forward over reverse), exact. Traced with :func:`jaxnas.nn.ops.plain_autodiff`, as forward mode cannot
+    pass the supernets' hand-written VJPs (docs/cpu-performance.md: faster and smaller than reverse over reverse).
+    """
+
+    def arch_grad_at(p):
+        return jax.grad(train_loss, argnums=1)(p, arch)
+
+    with plain_autodiff():
+        return jax.jvp(arch_grad_at, (params,), (d_w,))[1]
+
+
 def unrolled_arch_grad(
     train_loss: Callable[[Any, Any], jax.Array],
     val_loss: Callable[[Any, Any], tuple[jax.Array, Any]],
@@ -253,8 +268,9 @@ def unrolled_arch_grad(
     """Gradient in ``arch`` of ``L_val(w', a)`` with ``w' = w - xi * grad_w L_train(w, a)``.
 
     ``train_loss(params, arch) -> scalar`` and ``val_loss(params, arch) -> (scalar, aux)`` must be deterministic
-    (close over any sampling key). ``hessian="exact"`` differentiates through the unrolled update (a Hessian-vector
-    product computed by JAX); ``"finite_difference"`` is DARTS's approximation
+    (close over any sampling key). ``hessian="exact"`` is the chain rule through the unrolled update,
+    ``grad_a L_val(w', a) - xi * grad_a <grad_w L_train(w, a), grad_w' L_val(w', a)>`` (:func:`mixed_derivative`);
+    ``"finite_difference"`` is DARTS's approximation
     ``grad_a L_val(w', a) - xi * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps)``,
     ``w± = w ± eps * grad_w' L_val(w', a)``, ``eps = fd_radius / ||grad_w' L_val||``.
 
@@ -262,21 +278,13 @@ def unrolled_arch_grad(
     """
     if hessian not in HESSIANS:
         raise ValueError(f"unknown hessian {hessian!r}; allowed: {', '.join(HESSIANS)}")
-
-    def unrolled_params(a):
-        g = jax.grad(train_loss)(params, a)
-        return jax.tree_util.tree_map(lambda p, gp: p - xi * gp, params, g)
-
-    if hessian == "exact":
-
-        def objective(a):
-            return val_loss(unrolled_params(a), a)
-
-        (value, aux), grad = jax.value_and_grad(objective, has_aux=True)(arch)
-        return value, aux, grad
-
-    w_prime = unrolled_params(arch)
+    g = jax.grad(train_loss)(params, arch)
+    w_prime = jax.tree_util.tree_map(lambda p, gp: p - xi * gp, params, g)
     (value, aux), (d_w, d_a) = jax.value_and_grad(val_loss, argnums=(0, 1), has_aux=True)(w_prime, arch)
+    if hessian == "exact":
+        # the chain rule through w'(a): grad_a L_val - xi * (d^2 L_train / da dw) d_w
+        mixed = mixed_derivative(train_loss, params, arch, d_w)
+        return value, aux, jax.tree_util.tree_map(lambda da, m: da - xi * m, d_a, mixed)
     w_plus, w_minus, eps = fd_perturbation(params, d_w, fd_radius)
     g_plus = jax.grad(train_loss, argnums=1)(w_plus, arch)
     g_minus = jax.grad(train_loss, argnums=1)(w_minus, arch)
@@ -545,8 +553,9 @@ def make_step(
     if chain_cells is None:
         chain_cells = bool(split and chainable and settings.current().cpu_chain == "cells")
     if split:
-        # the split step's programs trace the supernet once: each differentiates the same jaxpr (XLA inlines it)
-        forward = jax.jit(forward)
+        # the split step's programs trace the supernet once: each differentiates the same jaxpr (XLA inlines it);
+        # a trace under plain_autodiff (the exact mixed term) is a jaxpr of its own, as jit's cache ignores it
+        forward = _traced_once(forward)
 
     def pass_temperature(step):
         """What a pass's ``temp`` argument carries: the temperature, and with ``op_dropout`` also its rate."""
@@ -876,6 +885,21 @@ def make_step(
     return run
 
 
+def _traced_once(fn):
+    """``fn`` jitted, so that every program that calls it differentiates one traced jaxpr; traced a second time
+    under :func:`jaxnas.nn.ops.plain_autodiff` (whose ops differ)."""
+    def plain_fn(*args):
+        with plain_autodiff():
+            return fn(*args)
+
+    custom, plain = jax.jit(fn), jax.jit(plain_fn)  # two functions: jit's trace cache is keyed by the function
+
+    def call(*args):
+        return (plain if plain_autodiff_active() else custom)(*args)
+
+    return call
+
+
 def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, arch_gradients, keys_of, pass_temperature,
                         arch_metrics, arch_update, weight_grad_phase, single_grad_phase, xi_at, train_loss_at, donate,
                         options, perturb=None, start_delta=None):
@@ -922,14 +946,10 @@ def _split_bilevel_step(mode, hessian, fd_radius, check_batches, gradients, arch
 
     @jit
     def mixed_term(state, batch, d_w):
-        """``grad_a <grad_w L_train(w, a), d_w>``, exact (reverse over reverse: forward mode cannot pass through
-        the custom-VJP ops of the supernets)."""
-        train_loss = train_loss_at(state, batch)
-
-        def along_d(a):
-            return optax.tree.vdot(jax.grad(train_loss)(state.params, a), d_w)
-
-        return jax.grad(along_d)(state.arch)
+        """``grad_a <grad_w L_train(w, a), d_w>``, exact: the derivative of ``grad_a L_train`` along ``d_w`` (forward
+        over reverse, traced with :func:`jaxnas.nn.ops.plain_autodiff`, as forward mode cannot pass the supernets'
+        hand-written VJPs)."""
+        return mixed_derivative(train_loss_at(state, batch), state.params, state.arch, d_w)
 
     @jit
     def perturbed(state, d_w):
@@ -1030,6 +1050,7 @@ __all__ = [
     "make_step",
     "make_weight_optimizer",
     "make_weight_schedule",
+    "mixed_derivative",
     "mean_shift_point",
     "pgd_delta",
     "project_weights",

@@ -201,6 +201,34 @@ def test_fence_cotangent_is_the_identity_to_second_order():
 
 
 
+def _hand_written_vjps(w, a):
+    """Every op with a hand-written VJP, scaled by the entries of ``a`` (a stand-in for architecture weights)."""
+    x = X * a[0]
+    y = ops.depthwise_shift(x, w, 1, 2, 2)
+    y = ops.fence_cotangent(y) * a[1]
+    y = ops.max_pool_shift(y, 3, 2, 1)
+    y = ops.dense_conv_cpu(y, jnp.sin(jnp.arange(144.0)).reshape(3, 3, 4, 4) * a[2], 1, 1, 1)
+    return jnp.sum(jnp.tanh(y) * jnp.cos(y))
+
+
+def test_plain_autodiff_lets_forward_mode_through_the_hand_written_vjps():
+    w = jax.random.normal(jax.random.key(0), (3, 3, 4))
+    a = jnp.array([1.0, 2.0, 0.5])
+    d = jax.random.normal(jax.random.key(1), w.shape)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(lambda w: jax.grad(_hand_written_vjps, argnums=1)(w, a), (w,), (d,))
+    # the mixed second derivative along d: reverse over reverse (hand-written VJPs) == forward over reverse (plain)
+    reverse = jax.grad(lambda a: jnp.vdot(jax.grad(_hand_written_vjps)(w, a), d))(a)
+    with ops.plain_autodiff():
+        assert ops.plain_autodiff_active()
+        value = _hand_written_vjps(w, a)
+        forward = jax.jvp(lambda w: jax.grad(_hand_written_vjps, argnums=1)(w, a), (w,), (d,))[1]
+    assert not ops.plain_autodiff_active()
+    np.testing.assert_allclose(value, _hand_written_vjps(w, a), rtol=1e-6)
+    np.testing.assert_allclose(forward, reverse, rtol=1e-4)
+    assert np.all(np.abs(forward) > 1e-3)  # a derivative that is there in every entry
+
+
 def test_materialize_keeps_values_and_derivatives():
     x = jax.random.normal(jax.random.key(3), (2, 5, 5, 3))
     np.testing.assert_array_equal(ops.materialize(x), x)

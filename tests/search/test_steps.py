@@ -225,7 +225,8 @@ def test_split_step_computes_the_one_program_step(mode, hessian):
     """make_step(split=True) (the CPU default) runs the bi-level step as several programs; the same function.
 
     The supernet starts with a depthwise_shift window, whose custom VJP calls another custom-VJP function (as the
-    DARTS supernet's ops do): forward-mode autodiff cannot pass through it, so the exact mixed term must not use it.
+    DARTS supernet's ops do): forward-mode autodiff cannot pass through it, so the exact mixed term (forward over
+    reverse) must trace it as plain jax ops.
     """
     cfg = OptimConfig()
     w_opt, a_opt = make_weight_optimizer(cfg, total_steps=10), make_arch_optimizer(cfg)
