@@ -154,7 +154,7 @@ def fence_cotangent(x: jax.Array) -> jax.Array:
     Under :func:`plain_autodiff` it is :func:`materialize` with JAX's derivative (``g + 0 * sum(g)``: the cotangent
     is materialised as well), which forward mode passes.
     """
-    if _PLAIN_AUTODIFF.get():
+    if plain_autodiff_active():
         return materialize(x)
     return _fence_cotangent(x)
 
@@ -210,7 +210,7 @@ def depthwise_shift(x: jax.Array, taps: jax.Array, stride: int, padding: int, di
     jax ops and of these functions, so they can be differentiated again (second-order DARTS). Under
     :func:`plain_autodiff` the same sum of slices takes JAX's derivative.
     """
-    if _PLAIN_AUTODIFF.get():
+    if plain_autodiff_active():
         return _depthwise_shift_plain(x, taps, stride, padding, dilation)
     return _depthwise_shift(x, taps, stride, padding, dilation)
 
@@ -320,7 +320,7 @@ def dense_conv_cpu(x: jax.Array, kernel: jax.Array, stride: int, padding: int, d
     The rules are jax ops, so they can be differentiated again (second-order DARTS). Under :func:`plain_autodiff`
     it is ``lax.conv_general_dilated`` with JAX's derivative.
     """
-    if _PLAIN_AUTODIFF.get():
+    if plain_autodiff_active():
         return _lax_conv(x, kernel, stride, padding, dilation)
     return _dense_conv_cpu(x, kernel, stride, padding, dilation)
 
@@ -385,7 +385,7 @@ def max_pool_shift(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.
     ties inside a window every tied pixel receives it (XLA's select-and-scatter picks one); ties have probability
     zero for real-valued activations. Under :func:`plain_autodiff` the same running maximum takes JAX's derivative.
     """
-    if _PLAIN_AUTODIFF.get():
+    if plain_autodiff_active():
         return _max_pool_shift_plain(x, kernel, stride, padding)
     return _max_pool_shift(x, kernel, stride, padding)
 
