@@ -27,6 +27,12 @@ enable_compilation_cache(TEST_JIT_CACHE)
 # steps, more compile time, which tiny test searches only pay); inherited by the CLI runs of the tests. The tests
 # that build steps with make_step(arch_only_pass=True) cover the default.
 os.environ.setdefault("JAXNAS_CPU_ARCH_PASS", "shared")
+# XLA's own convolutions and pools everywhere a test does not name an implementation: the CPU default's per-tap
+# depthwise and pooling kernels (ops.CPU_CHOICE) compile several times slower, and the suite's time is mostly XLA
+# compiling tiny networks. The CPU kernels keep their own tests: op by op against XLA's in tests/nn/test_ops.py
+# (values, gradients, second order), inside a supernet in tests/nn/test_supernet.py, and through the split step's
+# exact hypergradient in tests/search/test_steps.py. ``JAXNAS_CONV_IMPL=auto pytest`` runs everything on them.
+os.environ.setdefault("JAXNAS_CONV_IMPL", "xla")
 
 
 @pytest.fixture(autouse=True)

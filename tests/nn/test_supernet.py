@@ -200,3 +200,27 @@ def test_nested_cells_give_nan_for_non_finite_weights():
     v = init_variables(model, jax.random.PRNGKey(2), X, w, train=False)
     w["normal"] = w["normal"].at[0, 0].set(jnp.nan)
     assert bool(jnp.all(jnp.isnan(model.apply(v, X, w, train=False))))
+
+
+@pytest.mark.slow
+def test_cpu_kernels_inside_the_supernet_compute_what_xla_computes():
+    """The CPU default's hand-written depthwise and pooling kernels (impl="shift": per-tap sums with custom VJPs),
+    batched over a node's edges, give the tiny DARTS supernet the loss and gradients of XLA's own ops (the rest of
+    the suite runs on XLA's: tests/conftest.py)."""
+    space, model = _tiny("darts")
+    arch = space.init_arch(jax.random.PRNGKey(1), scale=1.0)
+    results = []
+    for impl in ("xla", "shift"):
+        net = model.clone(impl=impl)
+        v = init_variables(net, jax.random.PRNGKey(2), X, jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch),
+                           train=False)
+
+        def f(params, a, net=net, v=v):
+            w = jax.tree_util.tree_map(lambda t: jax.nn.softmax(t, -1), a)
+            y, _ = net.apply({**v, "params": params}, X, w, train=True, mutable=["batch_stats"])
+            return jnp.sum(y**2)
+
+        results.append(jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(v["params"], arch))
+    (l_xla, g_xla), (l_shift, g_shift) = results
+    np.testing.assert_allclose(l_shift, l_xla, rtol=1e-5)
+    chex.assert_trees_all_close(g_shift, g_xla, rtol=1e-4, atol=1e-4)
