@@ -204,16 +204,16 @@ def test_nested_cells_give_nan_for_non_finite_weights():
 
 @pytest.mark.slow
 def test_cpu_kernels_inside_the_supernet_compute_what_xla_computes():
-    """The CPU default's hand-written depthwise and pooling kernels (impl="shift": per-tap sums with custom VJPs),
-    batched over a node's edges, give the tiny DARTS supernet the loss and gradients of XLA's own ops (the rest of
+    """The hand-written per-tap kernels (impl="shift" for every window kind: the CPU default's depthwise and pooling
+    ones, with custom VJPs, and the dense shift conv), batched over a node's edges, give the tiny DARTS supernet the loss and gradients of XLA's own ops (the rest of
     the suite runs on XLA's: tests/conftest.py)."""
     space, model = _tiny("darts")
     arch = space.init_arch(jax.random.PRNGKey(1), scale=1.0)
+    weights = jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch)
     results = []
     for impl in ("xla", "shift"):
         net = model.clone(impl=impl)
-        v = init_variables(net, jax.random.PRNGKey(2), X, jax.tree_util.tree_map(lambda a: jax.nn.softmax(a, -1), arch),
-                           train=False)
+        v = init_variables(net, jax.random.PRNGKey(2), X, weights, train=False)
 
         def f(params, a, net=net, v=v):
             w = jax.tree_util.tree_map(lambda t: jax.nn.softmax(t, -1), a)
